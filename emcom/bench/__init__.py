@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m emcom.bench {train,topsim,tfds} [options]`, one JSON object per line."""
