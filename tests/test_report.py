@@ -1,0 +1,377 @@
+"""Tests of emcom.report: the paper's tables and figures from synthetic tidy tables.
+
+The synthetic tables are generated from per-run ground-truth arrays kept in `Truth`; expected
+numbers are recomputed from those arrays with numpy/scipy, never from the DataFrame the code reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import pathlib
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats
+import yaml
+
+from emcom.report import SpecError, resolve_spec, write_figures, write_tables
+from emcom.report import tables as T
+from emcom.report.__main__ import main as cli
+from emcom.report.figures import curves
+from emcom.tidy import COLUMNS
+
+DS, OTHER = "syn", "other"
+SEEDS = [0, 1, 2, 3]
+P = 2                   # speakers = listeners evaluated per population setting
+EVAL_C = [16, 64]       # evaluation |C| present (the paper's 1024 is capped to 64)
+ETL_STEPS = [0, 50, 100]
+TRAIN_STEPS = [0, 10, 20, 30]
+ATTRS = ["Smiling", "Male"]
+SETTINGS = {"c16": 1, "c64": 1, "pairs1": 1, "pairs10": P, "pairs10_imit": P, "reset1": 1}
+
+SPEC = {
+    "main_candidates": 1024,
+    "tables": {
+        "fig2": {"rows": {"|C| = 16": "c16", "|C| = 64": "c64"}},
+        "fig3": {"rows": {"|C| = 16": "c16", "|C| = 64": "c64"}},
+        "table1": {"rows": {"|C| = 16": "c16", "|C| = 64": "c64"}},
+        "table2": {"rows": {"best 1 pair": {"best_of": "pairs1"}, "1 pair": "pairs1",
+                            "10 pairs": "pairs10", "10 pairs + imitation": "pairs10_imit",
+                            "10 pairs + imitation + vote": {"vote": "pairs10_imit"}}},
+        "table6": {"rows": {"1 pair": "pairs1", "1 pair + reset": "reset1"}},
+        "table7": {"rows": {"|C| = 16": "c16", "|C| = 64": "c64"}},
+        "table8": {"rows": {"best 1 pair": {"best_of": "pairs1"}, "1 pair": "pairs1",
+                            "10 pairs + imitation + vote": {"vote": "pairs10_imit"}}},
+        "transfer": {"rows": {"1 pair": "pairs1"}},
+    },
+    "figures": {"fig1": {"panels": {"small |C|": {"|C| = 16": "c16"},
+                                    "large |C|": {"|C| = 64": "c64"}}}},
+}
+
+
+@dataclasses.dataclass
+class Truth:
+    """Ground truth per (setting, seed)."""
+    acc: dict = dataclasses.field(default_factory=dict)        # (s, seed, split, C) -> (P, P)
+    vote: dict = dataclasses.field(default_factory=dict)       # (s, seed, split, C) -> (P,)
+    vote_noisy: dict = dataclasses.field(default_factory=dict)
+    drop: dict = dataclasses.field(default_factory=dict)       # (s, seed, C) -> (P, P)
+    drop_rel: dict = dataclasses.field(default_factory=dict)
+    topsim: dict = dataclasses.field(default_factory=dict)     # (s, seed, space) -> (P,)
+    etl: dict = dataclasses.field(default_factory=dict)        # (s, seed, metric) -> (S, L) final
+    transfer: dict = dataclasses.field(default_factory=dict)   # (s, seed) -> (P, P) on OTHER
+
+
+def make_tidy(rng_seed: int = 0) -> tuple[pd.DataFrame, Truth]:
+    """Tidy rows of every stage for SETTINGS x SEEDS, plus decoy rows the report must ignore."""
+    rng = np.random.default_rng(rng_seed)
+    truth, rows = Truth(), []
+
+    def add(setting, seed, stage, metric, value, *, split="test", candidates=-1, speaker=-1,
+            listener=-1, step=100, dataset=DS, eval_dataset=DS):
+        rows.append(dict(dataset=dataset, setting=setting, seed=seed, stage=stage,
+                         eval_dataset=eval_dataset, split=split, candidates=candidates,
+                         speaker=speaker, listener=listener, metric=metric, value=float(value),
+                         step=step))
+
+    def grid(setting, seed, metric, values, **kw):
+        for (i, j), v in np.ndenumerate(values):
+            add(setting, seed, "eval", metric, v, speaker=i, listener=j, **kw)
+        # The mean is also written, as an aggregate row; a decoy value checks it is not used.
+        add(setting, seed, "eval", metric, -5.0, **kw)
+
+    for setting, n in SETTINGS.items():
+        for seed in SEEDS:
+            for split in ("test", "valid", "test_official"):
+                for c in EVAL_C:
+                    acc = rng.uniform(0.5, 1.0, (n, n))
+                    truth.acc[setting, seed, split, c] = acc
+                    grid(setting, seed, "accuracy", acc, split=split, candidates=c)
+                    vote = rng.uniform(0.5, 1.0, n)
+                    noisy = vote - rng.uniform(0.0, 0.3, n)
+                    truth.vote[setting, seed, split, c] = vote
+                    truth.vote_noisy[setting, seed, split, c] = noisy
+                    for i in range(n):
+                        kw = dict(split=split, candidates=c, speaker=i)
+                        add(setting, seed, "eval", "accuracy_vote", vote[i], **kw)
+                        add(setting, seed, "eval", "accuracy_vote_noisy", noisy[i], **kw)
+                    if split == "test":
+                        drop = rng.uniform(0.0, 0.4, (n, n))
+                        truth.drop[setting, seed, c] = drop
+                        truth.drop_rel[setting, seed, c] = drop / acc
+                        grid(setting, seed, "robustness_drop", drop, split=split, candidates=c)
+                        grid(setting, seed, "robustness_drop_rel", drop / acc, split=split,
+                             candidates=c)
+                    # An older evaluation at an earlier step must be ignored (latest step only).
+                    add(setting, seed, "eval", "accuracy", 0.01, split=split, candidates=c,
+                        speaker=0, listener=0, step=50)
+            for space in ("topsim_image", "topsim_attributes"):
+                ts = rng.uniform(0.1, 0.4, n)
+                truth.topsim[setting, seed, space] = ts
+                for i in range(n):
+                    add(setting, seed, "language", space, ts[i], speaker=i)
+            for metric in ["etl_discrimination", "etl_classification", "etl_attributes"] + [
+                    f"etl_attribute/{a}" for a in ATTRS]:
+                for step in ETL_STEPS:
+                    v = rng.uniform(0.2, 0.9, (n, 3))
+                    for (i, j), x in np.ndenumerate(v):
+                        add(setting, seed, "etl", metric, x, split="train", speaker=i,
+                            listener=j, step=step)
+                truth.etl[setting, seed, metric] = v  # the last step's values
+            for step in TRAIN_STEPS:
+                add(setting, seed, "train", "train_accuracy", rng.uniform(0.3, 1.0),
+                    split="train", step=step)
+                for c in EVAL_C:
+                    add(setting, seed, "train", "accuracy", rng.uniform(0.3, 1.0), split="test",
+                        candidates=c, step=step)
+            tr = rng.uniform(0.1, 0.7, (n, n))
+            truth.transfer[setting, seed] = tr
+            grid(setting, seed, "accuracy", tr, split="test", candidates=16, eval_dataset=OTHER)
+    # The transfer target's own evaluations (|C| 16 only, so transfer uses |C| = 16).
+    for seed in SEEDS:
+        add("pairs1", seed, "eval", "accuracy", 0.9, candidates=16, speaker=0, listener=0,
+            dataset=OTHER, eval_dataset=OTHER)
+    return pd.DataFrame(rows, columns=list(COLUMNS)), truth
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_tidy()
+
+
+def mean_se(per_seed):
+    v = np.asarray(per_seed, dtype=float) * 100
+    return v.mean(), v.std(ddof=1) / math.sqrt(len(v))
+
+
+def cells(path):
+    """{(row, column): (value, se, n)} from a table's CSV."""
+    df = pd.read_csv(path)
+    return {(r.row, r.column): (r.value, r.se, r.n) for r in df.itertuples()}
+
+
+def test_fig2_table_mean_and_standard_error_over_seeds(data, tmp_path):
+    df, truth = data
+    paths = write_tables(df, SPEC, tmp_path, ["fig2"])
+    assert [p.name for p in paths] == ["fig2.csv", "fig2.md", "fig2.tex"]
+    got = cells(tmp_path / "fig2.csv")
+    for label, setting in (("|C| = 16", "c16"), ("|C| = 64", "c64")):
+        for c in EVAL_C:
+            mean, se = mean_se([truth.acc[setting, s, "test", c].mean() for s in SEEDS])
+            value, got_se, n = got[label, f"{DS}: eval |C| = {c}"]
+            assert value == pytest.approx(mean) and got_se == pytest.approx(se) and n == 4
+    md = (tmp_path / "fig2.md").read_text()
+    assert f"{mean:.2f} ± {se:.2f}" in md
+    assert (tmp_path / "fig2.csv.provenance.json").exists()
+    assert r"\pm" in (tmp_path / "fig2.tex").read_text()
+
+
+def test_table2_best_pair_vote_and_robustness(data, tmp_path):
+    df, truth = data
+    c = 64  # main |C| 1024 capped to the largest evaluated
+    for mode in ("absolute", "relative"):
+        write_tables(df, {**SPEC, "robustness": mode}, tmp_path / mode, ["table2"])
+        got = cells(tmp_path / mode / "table2.csv")
+        gen, rob = f"{DS} Gen. ↑", f"{DS} Rob. ↓"
+        drops = truth.drop if mode == "absolute" else truth.drop_rel
+        # best 1 pair: the seed with the best *validation* accuracy, its test numbers.
+        valid = [truth.acc["pairs1", s, "valid", c].mean() for s in SEEDS]
+        best = SEEDS[int(np.argmax(valid))]
+        assert got["best 1 pair", gen][0] == pytest.approx(
+            100 * truth.acc["pairs1", best, "test", c].mean())
+        assert got["best 1 pair", gen][2] == 1
+        assert got["best 1 pair", rob][0] == pytest.approx(
+            100 * drops["pairs1", best, c].mean())
+        for label, setting in (("1 pair", "pairs1"), ("10 pairs", "pairs10")):
+            mean, se = mean_se([truth.acc[setting, s, "test", c].mean() for s in SEEDS])
+            assert got[label, gen][:2] == pytest.approx((mean, se))
+            mean, se = mean_se([drops[setting, s, c].mean() for s in SEEDS])
+            assert got[label, rob][:2] == pytest.approx((mean, se))
+        vote = [truth.vote["pairs10_imit", s, "test", c] for s in SEEDS]
+        noisy = [truth.vote_noisy["pairs10_imit", s, "test", c] for s in SEEDS]
+        assert got["10 pairs + imitation + vote", gen][:2] == pytest.approx(
+            mean_se([v.mean() for v in vote]))
+        per_seed = [((v - w) / (v if mode == "relative" else 1)).mean()
+                    for v, w in zip(vote, noisy)]
+        assert got["10 pairs + imitation + vote", rob][:2] == pytest.approx(mean_se(per_seed))
+    md = (tmp_path / "absolute" / "table2.md").read_text()
+    assert f"seed {best} of 'pairs1'" in md and "64 (syn)" in md
+
+
+def test_best_pair_differs_from_best_test_seed(tmp_path):
+    """A seed best on test but not on validation must not be chosen."""
+    rows = []
+    for seed, (valid, test) in enumerate([(0.9, 0.5), (0.6, 0.99), (0.7, 0.7)]):
+        for split, v in (("valid", valid), ("test", test)):
+            rows.append(dict(dataset=DS, setting="pairs1", seed=seed, stage="eval",
+                             eval_dataset=DS, split=split, candidates=16, speaker=0, listener=0,
+                             metric="accuracy", value=v, step=1))
+    df = pd.DataFrame(rows, columns=list(COLUMNS))
+    spec = {"tables": {"table2": {"rows": {"best 1 pair": {"best_of": "pairs1"}}}}}
+    write_tables(df, spec, tmp_path)
+    assert cells(tmp_path / "table2.csv")["best 1 pair", f"{DS} Gen. ↑"][0] == pytest.approx(50)
+
+
+def test_fig3_and_table1_spearman_against_scipy(data, tmp_path):
+    df, truth = data
+    write_tables(df, SPEC, tmp_path, ["fig3", "table1"])
+    runs = [(s, seed) for s in ("c16", "c64") for seed in SEEDS]
+    gen = [truth.acc[s, seed, "test", 64].mean() for s, seed in runs]
+    got = cells(tmp_path / "fig3.csv")
+    for space, label in (("topsim_image", "Image"), ("topsim_attributes", "Attributes")):
+        column = f"{DS} ({label})"
+        ts = [truth.topsim[s, seed, space].mean() for s, seed in runs]
+        rho, p = scipy.stats.spearmanr(ts, gen)
+        assert got["Spearman ρ (TopSim vs generalisation)", column][0] == pytest.approx(rho)
+        assert got["p-value", column][0] == pytest.approx(p)
+        assert got["|C| = 64", column][:2] == pytest.approx(
+            mean_se([truth.topsim["c64", seed, space].mean() for seed in SEEDS]))
+    got = cells(tmp_path / "table1.csv")
+    for metric, label in (("etl_discrimination", "ETL Discr."),
+                          ("etl_classification", "ETL Classif.")):
+        column = f"{DS}: {label}"
+        final = [truth.etl[s, seed, metric].mean() for s, seed in runs]
+        rho, p = scipy.stats.spearmanr(final, gen)
+        assert got["Spearman ρ (ETL vs generalisation)", column][0] == pytest.approx(rho)
+        assert got["p-value", column][0] == pytest.approx(p)
+        assert got["|C| = 16", column][:2] == pytest.approx(
+            mean_se([truth.etl["c16", seed, metric].mean() for seed in SEEDS]))
+    assert math.isnan(got["Spearman ρ (ETL vs generalisation)", f"{DS}: Generalization"][0])
+
+
+def test_table7_table8_and_transfer(data, tmp_path):
+    df, truth = data
+    write_tables(df, SPEC, tmp_path, ["table7", "table8", "transfer"])
+    got = cells(tmp_path / "table7.csv")
+    assert sorted({r for r, _ in got}) == sorted(ATTRS)
+    assert got["Male", f"{DS}: |C| = 64"][:2] == pytest.approx(
+        mean_se([truth.etl["c64", s, "etl_attribute/Male"].mean() for s in SEEDS]))
+    got = cells(tmp_path / "table8.csv")
+    assert got[DS, "1 pair"][:2] == pytest.approx(
+        mean_se([truth.acc["pairs1", s, "test_official", 64].mean() for s in SEEDS]))
+    valid = [truth.acc["pairs1", s, "valid", 64].mean() for s in SEEDS]
+    best = SEEDS[int(np.argmax(valid))]
+    assert got[DS, "best 1 pair"][0] == pytest.approx(
+        100 * truth.acc["pairs1", best, "test_official", 64].mean())
+    got = cells(tmp_path / "transfer.csv")
+    row = f"1 pair: {DS} → {OTHER} (|C| = 16)"
+    v = 100 * np.array([truth.transfer["pairs1", s].mean() for s in SEEDS])
+    src = 100 * np.array([truth.acc["pairs1", s, "test", 64].mean() for s in SEEDS])
+    expected = [src.mean(), src.std(ddof=1), v.mean(), v.std(ddof=1), v.min(), v.max(), 4]
+    names = ["source mean", "source std", "transfer mean", "transfer std", "transfer min",
+             "transfer max", "runs"]
+    assert [got[row, n][0] for n in names] == pytest.approx(expected)
+
+
+def test_missing_inputs_are_written_as_no_data(data, tmp_path):
+    df, _ = data
+    only_eval = df[(df["stage"] == "eval") & (df["eval_dataset"] == DS)
+                   & (df["split"] != "test_official")]
+    spec = {**SPEC, "tables": {**SPEC["tables"],
+                               "table6": {"rows": {"1 pair": "pairs1", "typo": "nope"}}}}
+    paths = write_tables(only_eval, spec, tmp_path)
+    assert len(paths) == 3 * len(SPEC["tables"]) and all(p.exists() for p in paths)
+    for name in ("table7", "table8", "transfer"):
+        assert "_No data" in (tmp_path / f"{name}.md").read_text()
+        assert pd.read_csv(tmp_path / f"{name}.csv").empty
+    # Fig. 3 without language rows: no TopSim column; Table 1 keeps generalisation only.
+    assert "No data" in (tmp_path / "fig3.md").read_text()
+    assert set(pd.read_csv(tmp_path / "table1.csv")["column"]) == {f"{DS}: Generalization"}
+    table6 = (tmp_path / "table6.md").read_text()
+    assert "| typo | n/a | n/a |" in table6 and "no rows for setting(s) ['nope']" in table6
+    figs = write_figures(only_eval, spec, tmp_path / "figs")
+    assert len(figs) == 9 and all(p.stat().st_size > 0 for p in figs)
+    empty = df.iloc[:0]
+    paths = write_tables(empty, SPEC, tmp_path / "empty") + write_figures(empty, SPEC,
+                                                                          tmp_path / "empty")
+    assert all(p.exists() for p in paths) and len(paths) == 3 * len(SPEC["tables"]) + 9
+    assert "_No data" in (tmp_path / "empty" / "table2.md").read_text()
+
+
+def test_unnamed_eval_dataset_means_the_training_dataset(data, tmp_path):
+    df, truth = data
+    unnamed = df.assign(eval_dataset=df["eval_dataset"].where(df["eval_dataset"] != DS, ""))
+    write_tables(unnamed, SPEC, tmp_path, ["table2", "transfer"])
+    got = cells(tmp_path / "table2.csv")
+    assert got["1 pair", f"{DS} Gen. ↑"][:2] == pytest.approx(
+        mean_se([truth.acc["pairs1", s, "test", 64].mean() for s in SEEDS]))
+    assert len(pd.read_csv(tmp_path / "transfer.csv")) == 7  # still one transfer row
+
+
+def test_spec_errors_name_the_key():
+    with pytest.raises(SpecError, match="report: unknown key"):
+        resolve_spec({"tabels": {}})
+    with pytest.raises(SpecError, match=r"report.tables.fig2.rows.x: row kind 'vote'"):
+        resolve_spec({"tables": {"fig2": {"rows": {"x": {"vote": "a"}}}}})
+    with pytest.raises(SpecError, match=r"report.tables.table2.rows.a: unknown setting 'zz'"):
+        resolve_spec({"tables": {"table2": {"rows": {"a": "zz"}}}}, settings=["pairs1"])
+    with pytest.raises(SpecError, match="report.tables.table9"):
+        resolve_spec({"tables": {"table9": {"rows": {"a": "b"}}}})
+    with pytest.raises(SpecError, match="report.robustness"):
+        resolve_spec({"robustness": "percent"})
+    with pytest.raises(SpecError, match="report.etl_split"):
+        resolve_spec({"etl_split": "training"})
+    with pytest.raises(SpecError, match="report.tables.table1.rows is required"):
+        resolve_spec({"tables": {"table1": {}}})
+    assert resolve_spec({"report": {"main_candidates": 256}})["main_candidates"] == 256
+    # YAML int keys become string labels.
+    assert resolve_spec({"tables": {"fig2": {"rows": {16: "c16"}}}})["tables"]["fig2"] == {
+        "rows": {"16": "c16"}}
+    with pytest.raises(ValueError, match="lacks column"):
+        write_tables(pd.DataFrame({"value": [1.0]}), SPEC, "/nonexistent")
+
+
+def test_ambiguous_etl_split_raises(data, tmp_path):
+    df, _ = data
+    twice = pd.concat([df, df[df["stage"] == "etl"].assign(split="test")])
+    with pytest.raises(SpecError, match="etl_split"):
+        write_tables(twice, SPEC, tmp_path, ["table1"])
+    write_tables(twice, {**SPEC, "etl_split": "train"}, tmp_path, ["table1"])
+
+
+def test_figures_and_cli(data, tmp_path):
+    df, _ = data
+    tidy = tmp_path / "all.parquet"
+    df.to_parquet(tidy, index=False)
+    spec_file = tmp_path / "config.yaml"
+    spec_file.write_text(yaml.safe_dump({"report": SPEC}, allow_unicode=True))
+    paths = cli(["figures", str(tidy), "--spec", str(spec_file), "--out", str(tmp_path / "f")])
+    names = sorted(p.name for p in paths)
+    assert names == sorted(f"{s}.{e}" for s in ("fig1_training", "fig2_test_accuracy",
+                                                 "fig4_etl") for e in ("png", "pdf", "rst"))
+    for p in paths:
+        head = p.read_bytes()[:8]
+        assert p.stat().st_size > 1000 or p.suffix == ".rst"
+        assert {".png": b"\x89PNG", ".pdf": b"%PDF", ".rst": head[:4]}[p.suffix] == head[:4]
+    assert "Thin lines are individual seeds" in (tmp_path / "f" / "fig1_training.rst").read_text()
+    paths = cli(["tables", str(tidy), "--spec", str(spec_file), "--out", str(tmp_path / "t"),
+                 "--only", "fig2"])
+    first = [p.read_bytes() for p in paths]
+    cli(["tables", str(tidy), "--spec", str(spec_file), "--out", str(tmp_path / "t"),
+         "--only", "fig2"])
+    assert [p.read_bytes() for p in paths] == first  # reproducible bytes
+
+
+def test_curve_values_mean_over_seeds(data):
+    """The Fig. 2 curves average the seeds' rows at each step (checked against a groupby-free
+    computation)."""
+    df, _ = data
+    v = curves(df, stage="train", metric="accuracy", split="test", keys=("candidates",))
+    rows = df[(df.stage == "train") & (df.metric == "accuracy") & (df.setting == "c16")
+              & (df.candidates == 16) & (df.step == 20) & (df.seed == 2)]
+    assert v[(DS, "c16", 2, 16, 20)] == pytest.approx(rows["value"].to_numpy().mean())
+    assert T.main_candidates(df, 1024) == {DS: 64, OTHER: 16}
+    assert T.main_candidates(df, 16) == {DS: 16, OTHER: 16}
+
+
+def test_documented_spec_example_is_valid():
+    """The YAML block of docs/report.md (pasted into config/config.yaml) passes resolve_spec."""
+    doc = (pathlib.Path(__file__).parents[1] / "docs" / "report.md").read_text()
+    block = re.search(r"## The report spec\n+```yaml\n(.*?)```", doc, re.S).group(1)
+    spec = resolve_spec(yaml.safe_load(block))
+    assert set(spec["tables"]) == set(T.TABLES)
+    assert T.parse_rows(spec["tables"]["table2"]["rows"], "t", {T.MEAN, T.VOTE, T.BEST})[0] == \
+        T.Row("best 1 pair", "pairs1", T.BEST)
