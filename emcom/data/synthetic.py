@@ -1,0 +1,171 @@
+"""`synthetic`: the embedded default dataset, CelebA in small, generated offline in seconds.
+
+The generative story (all draws from one `numpy.random.Generator(PCG64(seed))`, in a fixed order):
+
+  identity k = 0..K-1 (the label):
+      attributes a_k in {0..V-1}^A, uniform        (categorical; binary when V = 2)
+      identity latent z_k ~ N(0, I_{identity_latent_dim})
+  images, in a fixed random "file order" that interleaves identities like CelebA's files:
+      image attributes = a_k, each entry resampled uniformly with prob. `attribute_resample`
+                         (attributes that vary per image, like CelebA's Smiling)
+      image latent u ~ N(0, I_{image_latent_dim})   (pose, lighting, ...)
+      logit = relu(W2 relu(W1 [onehot(attributes), z_k, u] + b1) + b2 + noise_scale * eps)
+
+W1, b1, W2, b2 are a fixed random 2-layer MLP (He-scaled), so the features are a nonlinear map of
+attributes + identity + per-image variation, non-negative with many exact zeros like BYOL
+logits. The attributes stay linearly recoverable (tests/test_data_synthetic.py probes them).
+
+Splits follow the paper's CelebA rule (Listing 1): per identity, in file order, with a counter c,
+c > 0 and c % 5 == 0 goes to `valid` if the label is even, else `test`; the rest to `train`. The
+last `official_test_identities` identities are held out entirely into `test_official` (never seen
+in training: out-of-distribution generalization, like CelebA's official split). `image_id` =
+1-based position in file order. Attribute names are `attr_00`, `attr_01`, ... in column order.
+Same knobs -> byte-identical Arrow files (given the same numpy build).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from emcom.data.arrow import SPLITS, SplitWriter
+from emcom.data.errors import DataError
+from emcom.provenance import package_versions, write_json, write_provenance
+
+log = logging.getLogger(__name__)
+
+_BLOCK = 4096  # images generated per block: bounds memory; fixed so results do not depend on it
+
+
+def _check(knobs: dict) -> None:
+    positive = ("num_identities", "images_per_identity", "num_attributes", "logit_dim",
+                "hidden_dim")
+    for name in positive:
+        if not isinstance(knobs[name], int) or knobs[name] < 1:
+            raise DataError(f"synthetic: {name} must be a positive integer, got {knobs[name]!r}")
+    for name in ("identity_latent_dim", "image_latent_dim", "official_test_identities", "seed"):
+        if not isinstance(knobs[name], int) or knobs[name] < 0:
+            raise DataError(f"synthetic: {name} must be a non-negative integer, got {knobs[name]!r}")
+    if not isinstance(knobs["attribute_values"], int) or not 2 <= knobs["attribute_values"] <= 255:
+        raise DataError(f"synthetic: attribute_values must be in 2..255, got {knobs['attribute_values']!r}")
+    if knobs["official_test_identities"] >= knobs["num_identities"]:
+        raise DataError("synthetic: official_test_identities must leave identities for training "
+                        f"({knobs['official_test_identities']} >= {knobs['num_identities']})")
+    if not 0.0 <= knobs["attribute_resample"] <= 1.0:
+        raise DataError(f"synthetic: attribute_resample must be in [0, 1], got {knobs['attribute_resample']!r}")
+    if not knobs["noise_scale"] >= 0.0:
+        raise DataError(f"synthetic: noise_scale must be >= 0, got {knobs['noise_scale']!r}")
+
+
+def assign_split(labels: np.ndarray, num_identities: int, official_test_identities: int) -> np.ndarray:
+    """Split index into SPLITS for each image in file order (labels (N,) int64) -> (N,) int8.
+
+    The paper's CelebA rule per identity counter, and held-out identities to test_official.
+    """
+    counts = np.zeros(num_identities, np.int64)
+    split = np.empty(len(labels), np.int8)
+    held_out_from = num_identities - official_test_identities
+    for i, label in enumerate(labels):
+        c = counts[label]
+        counts[label] += 1
+        if label >= held_out_from:
+            split[i] = SPLITS.index("test_official")
+        elif c > 0 and c % 5 == 0:
+            split[i] = SPLITS.index("valid") if label % 2 == 0 else SPLITS.index("test")
+        else:
+            split[i] = SPLITS.index("train")
+    return split
+
+
+def write(out_dir: str | os.PathLike, *, num_identities: int = 300, images_per_identity: int = 20,
+          num_attributes: int = 8, attribute_values: int = 2, logit_dim: int = 64,
+          identity_latent_dim: int = 16, image_latent_dim: int = 8, hidden_dim: int = 256,
+          noise_scale: float = 0.1, attribute_resample: float = 0.1,
+          official_test_identities: int = 30, seed: int = 0, name: str = "synthetic") -> dict:
+    """Writes the synthetic dataset to `out_dir/<split>.arrow` + `manifest.json`; returns the manifest.
+
+    Args (the knobs; defaults give ~6000 images of D = 64, about 1.6 MB, in about a second):
+      num_identities: K, identities = labels 0..K-1, including the held-out ones.
+      images_per_identity: images per identity (>= 6 puts images in valid/test).
+      num_attributes: A categorical attributes per image.
+      attribute_values: V, the arity of every attribute (2 = binary, like CelebA).
+      logit_dim: D, the feature size (BYOL: 2048).
+      identity_latent_dim: size of the per-identity latent (identity information beyond attributes).
+      image_latent_dim: size of the per-image latent (variation between images of one identity).
+      hidden_dim: width of the random MLP's hidden layer.
+      noise_scale: std of the Gaussian noise added before the output ReLU.
+      attribute_resample: probability that an image's attribute is redrawn (per-image attributes).
+      official_test_identities: identities (the last ones) held out into `test_official`.
+      seed: the only source of randomness.
+      name: dataset name recorded in the manifest.
+    """
+    knobs = {k: v for k, v in locals().items() if k in inspect.signature(write).parameters
+             and k not in ("out_dir", "name")}
+    _check(knobs)
+    out_dir = Path(out_dir)
+    rng = np.random.default_rng(seed)
+    K, A, V = num_identities, num_attributes, attribute_values
+    in_dim = A * V + identity_latent_dim + image_latent_dim
+    identity_attributes = rng.integers(0, V, size=(K, A))                  # (K, A)
+    identity_latent = rng.normal(size=(K, identity_latent_dim))            # (K, Lid)
+    w1 = rng.normal(scale=np.sqrt(2.0 / in_dim), size=(in_dim, hidden_dim))
+    b1 = rng.normal(scale=0.1, size=hidden_dim)
+    w2 = rng.normal(scale=np.sqrt(2.0 / hidden_dim), size=(hidden_dim, logit_dim))
+    b2 = rng.normal(scale=0.1, size=logit_dim)
+    labels = np.repeat(np.arange(K), images_per_identity)[rng.permutation(K * images_per_identity)]
+    split_of = assign_split(labels, K, official_test_identities)
+    names = [f"attr_{i:02d}" for i in range(A)]
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.staging-"))
+    try:
+        with contextlib.ExitStack() as stack:  # on error every writer discards its spools
+            writers = {s: stack.enter_context(SplitWriter(staging / f"{s}.arrow", logit_dim, names))
+                       for s in SPLITS}
+            for start in range(0, len(labels), _BLOCK):
+                block = labels[start:start + _BLOCK]                        # (B,)
+                n = len(block)
+                attributes = identity_attributes[block]                     # (B, A)
+                redraw = rng.random(size=(n, A)) < attribute_resample
+                attributes = np.where(redraw, rng.integers(0, V, size=(n, A)), attributes)
+                onehot = np.eye(V)[attributes].reshape(n, A * V)            # (B, A*V)
+                x = np.concatenate([onehot, identity_latent[block],
+                                    rng.normal(size=(n, image_latent_dim))], axis=1)
+                h = np.maximum(x @ w1 + b1, 0.0)                            # (B, H)
+                pre = h @ w2 + b2 + noise_scale * rng.normal(size=(n, logit_dim))
+                logits = np.maximum(pre, 0.0).astype(np.float32)           # (B, D)
+                image_ids = np.arange(start + 1, start + n + 1)
+                for index, split in enumerate(SPLITS):
+                    rows = split_of[start:start + n] == index
+                    writers[split].append(logits[rows], block[rows], image_ids[rows],
+                                          attributes[rows].astype(np.uint8))
+                log.info("synthetic: %d / %d images", start + n, len(labels))
+        # Moved into place only once every split is complete.
+        out_dir.mkdir(exist_ok=True)
+        for split in SPLITS:
+            os.replace(staging / f"{split}.arrow", out_dir / f"{split}.arrow")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    manifest = {
+        "name": name,
+        "logit_dim": logit_dim,
+        "num_classes": K,
+        "splits": {s: writers[s].num_rows for s in SPLITS},
+        "attribute_names": names,
+        "attribute_values": V,
+        "landmark_names": None,
+        "image_ids": "source",
+        "source": {"kind": "synthetic", "params": knobs, "sha256": None},
+        "versions": package_versions(),
+    }
+    write_json(out_dir / "manifest.json", manifest)
+    write_provenance(out_dir / "manifest.json", knobs)
+    log.info("wrote %s: %s", out_dir, manifest["splits"])
+    return manifest
