@@ -1,0 +1,394 @@
+"""The training loop: one jitted update that runs many steps with `lax.scan`; `run(...)` stage.
+
+Per call, `training.steps_per_call` steps run on the device (fewer before a log/eval/checkpoint
+boundary). The batch of step t is fixed by (seed, t): step t of epoch e = t // (n // B) takes
+rows perm_e[j B:(j + 1) B], perm_e a NumPy permutation seeded with (seed, e). The dataset lives on
+the device when it fits (`max_device_bytes`) and the compiled step gathers its rows from the
+indices; otherwise a background thread gathers the rows from the (memory-mapped) host array for
+the next call while the device runs the current one. Both paths feed identical batches.
+
+Outputs of `run` in out_dir: latest.npz (resume point), best.npz (lowest valid listener loss),
+train_progress.jsonl (rows appended while it runs), train_metrics.parquet/.csv + provenance.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from emcom import agents, checkpoint, config as config_lib, game, parallel, population, tidy
+from emcom.losses import make_pair_loss
+from emcom.provenance import atomic_path, write_provenance
+
+log = logging.getLogger(__name__)
+
+MAX_EVAL_AGENTS = 10  # P = min(N, 10) (paper Table 3)
+EVAL_SPLITS = ("valid", "test")
+TRAIN_METRICS = ("train_accuracy", "speaker_loss", "listener_loss", "entropy", "kl",
+                 "imitation_loss")
+
+
+class StepMetrics(NamedTuple):
+    """Per-step means over the S pairs; imitation_loss is NaN on steps without imitation."""
+    train_accuracy: jax.Array
+    speaker_loss: jax.Array
+    listener_loss: jax.Array
+    entropy: jax.Array
+    kl: jax.Array
+    imitation_loss: jax.Array
+
+
+def make_step(cfg: dict, speaker: agents.Speaker, listener: agents.Listener,
+              logit_dim: int) -> Callable:
+    """`step(state, x (B, D)) -> (state, StepMetrics)`: one population step of a resolved config.
+
+    S pairs drawn with replacement play on the same batch and are differentiated in one `vmap`;
+    each drawn agent takes one Adam step with the mean gradient of its draws (see
+    `emcom.population`); then imitation every `imitation.every` steps and reset every
+    `reset.every` steps (counted after the step, so step M is the first imitation step).
+    """
+    optimizer = population.make_optimizer(cfg)
+    pop = cfg["population"]
+    n_s, n_l = pop["num_speakers"], pop["num_listeners"]
+    n_pairs = config_lib.pairs_per_step(cfg)
+    pair_grad = jax.vmap(
+        jax.grad(make_pair_loss(cfg, speaker, listener, config_lib.num_candidates(cfg)),
+                 argnums=(0, 1), has_aux=True),
+        in_axes=(0, 0, 0, None, 0))
+    kl_ema, mu = cfg["loss"]["kl_ema"], cfg["imitation"]["ema"]
+    imitation_every, reset_every = cfg["imitation"]["every"], cfg["reset"]["every"]
+
+    def step(state: population.TrainState, x: jax.Array):
+        rng, pair_key, play_key, imitation_key, reset_key = jax.random.split(state.rng, 5)
+        s_idx, l_idx = population.sample_pairs(pair_key, n_s, n_l, n_pairs)
+        (g_s, g_l), m = pair_grad(
+            population.gather(state.speakers, s_idx), population.gather(state.listeners, l_idx),
+            population.gather(state.targets, s_idx), x, jax.random.split(play_key, n_pairs))
+        speakers, speaker_opt, counts = population.grouped_update(
+            optimizer, state.speakers, state.speaker_opt, g_s, s_idx)
+        listeners, listener_opt, _ = population.grouped_update(
+            optimizer, state.listeners, state.listener_opt, g_l, l_idx)
+        drawn = counts > 0
+        acc = jax.ops.segment_sum(m.accuracy, s_idx, num_segments=n_s) / jnp.maximum(counts, 1)
+        state = population.TrainState(
+            step=state.step + 1, rng=rng, speakers=speakers,
+            targets=population.ema_update(state.targets, speakers, kl_ema, drawn),
+            speaker_opt=speaker_opt, listeners=listeners, listener_opt=listener_opt,
+            scores=jnp.where(drawn, mu * state.scores + (1 - mu) * acc, state.scores))
+        imitation_loss = jnp.full((), jnp.nan, jnp.float32)
+        if imitation_every:
+            state, imitation_loss = jax.lax.cond(
+                state.step % imitation_every == 0,
+                lambda s: population.imitation_step(cfg, speaker, optimizer, s, x, imitation_key),
+                lambda s: (s, imitation_loss), state)
+        if reset_every:
+            state = jax.lax.cond(
+                state.step % reset_every == 0,
+                lambda s: population.reset_agents(cfg, speaker, listener, optimizer, s, reset_key,
+                                                  logit_dim),
+                lambda s: s, state)
+        return state, StepMetrics(
+            train_accuracy=m.accuracy.mean(), speaker_loss=m.speaker_loss.mean(),
+            listener_loss=m.listener_loss.mean(), entropy=m.entropy.mean(), kl=m.kl.mean(),
+            imitation_loss=imitation_loss)
+
+    return step
+
+
+def make_update(cfg: dict, speaker: agents.Speaker, listener: agents.Listener, logit_dim: int,
+                mesh: jax.sharding.Mesh, on_device: bool) -> Callable:
+    """The jitted multi-step update (state donated).
+
+    on_device: `update(state, data (n, D), idx (K, B) int32)` gathers each batch in the step.
+    streamed: `update(state, xs (K, B, D))`. Both return (state, StepMetrics of (K,) arrays).
+    """
+    step = make_step(cfg, speaker, listener, logit_dim)
+
+    def body(state, x):
+        return step(state, parallel.constrain_batch(x, mesh))
+
+    if on_device:
+        def update(state, data, idx):
+            return jax.lax.scan(lambda s, i: body(s, data[i]), state, idx)
+    else:
+        def update(state, xs):
+            return jax.lax.scan(body, state, xs)
+    return jax.jit(update, donate_argnums=0)
+
+
+class BatchSchedule:
+    """Row indices of every training batch, fixed by (seed, step): epoch-wise permutations."""
+
+    def __init__(self, seed: int, num_rows: int, batch_size: int):
+        if num_rows < batch_size:
+            raise config_lib.ConfigError(
+                f"config key 'training.batch_size'={batch_size} exceeds the {num_rows} rows of "
+                "the train split")
+        self.seed, self.n, self.b = seed, num_rows, batch_size
+        self.steps_per_epoch = num_rows // batch_size
+        self._cache: tuple[int, np.ndarray] | None = None
+
+    def _perm(self, epoch: int) -> np.ndarray:
+        if self._cache is None or self._cache[0] != epoch:
+            self._cache = (epoch, np.random.default_rng([self.seed, epoch]).permutation(self.n))
+        return self._cache[1]
+
+    def indices(self, start: int, count: int) -> np.ndarray:
+        """(count, B) int32 rows of steps start .. start + count - 1."""
+        out = np.empty((count, self.b), np.int32)
+        for i, t in enumerate(range(start, start + count)):
+            e, j = divmod(t, self.steps_per_epoch)
+            out[i] = self._perm(e)[j * self.b:(j + 1) * self.b]
+        return out
+
+
+class Evaluator:
+    """Greedy play of the first P = min(N, 10) speakers x listeners on fixed batches of a split.
+
+    Accuracy at each |C| of `training.eval_candidates` (mean over pairs and batches) and the
+    InfoNCE loss over the whole evaluation batch, whose size is max(batch_size, max |C|).
+    """
+
+    def __init__(self, cfg: dict, speaker, listener, split: str, x: np.ndarray):
+        t = cfg["training"]
+        self.candidates = tuple(t["eval_candidates"])
+        self.batch = max(t["batch_size"], max(self.candidates))
+        if x.shape[0] < self.batch:
+            raise config_lib.ConfigError(
+                f"the {split} split has {x.shape[0]} rows, fewer than the evaluation batch "
+                f"max(training.batch_size, max(training.eval_candidates)) = {self.batch}")
+        self.split = split
+        n_batches = min(t["eval_batches"], x.shape[0] // self.batch)
+        self.x = np.asarray(x[:n_batches * self.batch]).reshape(n_batches, self.batch, -1)
+        self.p_s = min(cfg["population"]["num_speakers"], MAX_EVAL_AGENTS)
+        self.p_l = min(cfg["population"]["num_listeners"], MAX_EVAL_AGENTS)
+        # str hashes are salted per process; a fixed table keeps evaluation reproducible.
+        self.key = jax.random.fold_in(jax.random.PRNGKey(cfg["seed"]), 1 + EVAL_SPLITS.index(split))
+        sample_words = cfg["loss"]["reference_sampling"]
+        self._play = jax.jit(lambda s, l, xb, k: game.population_play(
+            speaker, listener, s, l, xb, self.candidates, k, sample_words))
+
+    def __call__(self, state: population.TrainState) -> tuple[dict[int, float], float]:
+        """({|C|: mean accuracy}, mean listener loss) for the current state."""
+        speakers = jax.tree_util.tree_map(lambda a: a[:self.p_s], state.speakers)
+        listeners = jax.tree_util.tree_map(lambda a: a[:self.p_l], state.listeners)
+        accs, losses = [], []
+        for i, xb in enumerate(self.x):
+            acc, loss = self._play(speakers, listeners, xb, jax.random.fold_in(self.key, i))
+            accs.append(np.asarray(acc).mean(axis=(1, 2)))
+            losses.append(float(np.asarray(loss).mean()))
+        acc = np.mean(accs, axis=0)
+        return {c: float(a) for c, a in zip(self.candidates, acc)}, float(np.mean(losses))
+
+
+class TrainResult(NamedTuple):
+    state: population.TrainState
+    rows: list[dict]   # tidy rows (without dataset/setting/seed), resumed rows included
+    best_step: int
+    best_valid_loss: float
+
+
+def _row(metric: str, value: float, step: int, split: str = "train", candidates: int = -1,
+         eval_dataset: str = "") -> dict:
+    return {"stage": "train", "eval_dataset": eval_dataset, "split": split,
+            "candidates": int(candidates), "speaker": -1, "listener": -1, "metric": metric,
+            "value": float(value), "step": int(step)}
+
+
+def train(config: dict | None, train_x: np.ndarray, valid_x: np.ndarray | None = None,
+          test_x: np.ndarray | None = None, out_dir: str | Path | None = None, *,
+          eval_dataset: str = "", devices=None, max_device_bytes: int = 8 << 30,
+          callback: Callable[[int, population.TrainState], None] | None = None) -> TrainResult:
+    """Trains a population on in-memory (or memory-mapped) features.
+
+    Args:
+      config: overrides of `emcom.config.DEFAULTS` (a resolved config works too).
+      train_x: (n, D) float32 training features; valid_x / test_x: (m, D) or None (no evaluation
+        of that split; without valid_x no best checkpoint).
+      out_dir: where latest.npz, best.npz and train_progress.jsonl go; None: nothing is written.
+        If out_dir/latest.npz exists the run resumes from it (same config required).
+      eval_dataset: the `eval_dataset` column of the rows.
+      devices: devices for data parallelism (default: all local devices).
+      max_device_bytes: keep the train split on the device when it is at most this large.
+      callback: called as callback(step, state) after each compiled call (tests use it to
+        interrupt a run); it must not keep `state`, whose buffers are donated to the next call.
+    """
+    cfg = config_lib.resolve(config)
+    t = cfg["training"]
+    train_x = np.asarray(train_x) if not isinstance(train_x, np.ndarray) else train_x
+    if train_x.ndim != 2 or train_x.dtype != np.float32:
+        raise ValueError(f"train features must be a (n, D) float32 array, got {train_x.shape} "
+                         f"{train_x.dtype}")
+    logit_dim = train_x.shape[1]
+    speaker, listener = agents.make_speaker(cfg), agents.make_listener(cfg)
+    mesh = parallel.data_mesh(devices)
+    parallel.check_batch(mesh, t["batch_size"])
+    schedule = BatchSchedule(cfg["seed"], train_x.shape[0], t["batch_size"])
+    evaluators = [Evaluator(cfg, speaker, listener, name, x)
+                  for name, x in zip(EVAL_SPLITS, (valid_x, test_x)) if x is not None]
+
+    out = Path(out_dir) if out_dir is not None else None
+    progress = out / "train_progress.jsonl" if out is not None else None
+    rows: list[dict] = []
+    best_loss, best_step = math.inf, -1
+    resume_window: list = []
+    latest = out / "latest.npz" if out is not None else None
+    if latest is not None and latest.exists():
+        ckpt = checkpoint.load(latest)
+        if ckpt.config != cfg or ckpt.logit_dim != logit_dim:
+            raise ValueError(f"{latest} holds a run with another config or input size; use a "
+                             "fresh out_dir")
+        state = ckpt.state
+        best_loss = ckpt.meta.get("best_valid_loss", math.inf)
+        best_step = ckpt.meta.get("best_step", -1)
+        rows = _read_progress(progress, ckpt.step)
+        resume_window = ckpt.meta.get("log_window", [])
+        log.info("resuming from %s at step %d", latest, ckpt.step)
+    else:
+        state = population.init_state(cfg, speaker, listener, logit_dim)
+        if progress is not None and progress.exists():
+            progress.unlink()
+    if progress is not None:
+        _rewrite_progress(progress, rows)
+
+    state = parallel.replicate(state, mesh)
+    on_device = train_x.nbytes <= max_device_bytes
+    update = make_update(cfg, speaker, listener, logit_dim, mesh, on_device)
+    data = parallel.replicate(jnp.asarray(train_x), mesh) if on_device else None
+    prefetch = None if on_device else concurrent.futures.ThreadPoolExecutor(1)
+
+    def host_batches(start, count):
+        return train_x[schedule.indices(start, count)]  # (count, B, D), from the memory map
+
+    def chunk_end(step):
+        ends = [t["steps"], (step // t["steps_per_call"] + 1) * t["steps_per_call"]]
+        for every in (t["log_every"], t["eval_every"], t["checkpoint_every"]):
+            ends.append((step // every + 1) * every)
+        return min(ends)
+
+    step = int(state.step)
+    pending = None
+    if prefetch is not None and step < t["steps"]:
+        pending = prefetch.submit(host_batches, step, chunk_end(step) - step)
+    log.info("training %d steps from step %d (data %s, %d device(s))", t["steps"], step,
+             "on device" if on_device else "streamed", mesh.devices.size)
+    c_train = config_lib.num_candidates(cfg)
+    # Per-step metrics since the last log row; kept in the checkpoint so a resumed run logs
+    # the same means as an uninterrupted one.
+    window = [np.asarray(w, np.float32) for w in resume_window]
+    tick = time.perf_counter()
+    while step < t["steps"]:
+        end = chunk_end(step)
+        if on_device:
+            idx = parallel.shard_batch(schedule.indices(step, end - step), mesh, batch_axis=1)
+            state, metrics = update(state, data, idx)
+        else:
+            xs = pending.result()
+            if end < t["steps"]:
+                pending = prefetch.submit(host_batches, end, chunk_end(end) - end)
+            state, metrics = update(state, parallel.shard_batch(xs, mesh, batch_axis=1))
+        window.append(np.stack(jax.device_get(metrics)))  # (6, k) per-step means
+        now = time.perf_counter()
+        new_rows = []
+        if end % t["log_every"] == 0 or end == t["steps"]:
+            rate = (end - step) / max(now - tick, 1e-9)
+            new_rows = _train_rows(np.concatenate(window, axis=1), end, c_train, eval_dataset)
+            new_rows.append(_row("steps_per_second", rate, end, candidates=c_train,
+                                 eval_dataset=eval_dataset))
+            last = {r["metric"]: r["value"] for r in new_rows}
+            log.info("step %d/%d  %.2f steps/s  acc %.4f  speaker %.4f  listener %.4f  "
+                     "entropy %.3f  kl %.4f", end, t["steps"], rate, last["train_accuracy"],
+                     last["speaker_loss"], last["listener_loss"], last["entropy"], last["kl"])
+            window = []
+        step = end
+        if evaluators and (step % t["eval_every"] == 0 or step == t["steps"]):
+            for ev in evaluators:
+                accs, loss = ev(state)
+                for c, a in accs.items():
+                    new_rows.append(_row("accuracy", a, step, ev.split, c, eval_dataset))
+                new_rows.append(_row("listener_loss", loss, step, ev.split, ev.batch,
+                                     eval_dataset))
+                log.info("eval %s step %d  loss %.4f  %s", ev.split, step, loss,
+                         "  ".join(f"acc@{c} {a:.4f}" for c, a in accs.items()))
+                if ev.split == "valid" and loss < best_loss:
+                    best_loss, best_step = loss, step
+                    if out is not None:
+                        checkpoint.save(out / "best.npz", state, cfg,
+                                        {"best_valid_loss": loss, "best_step": step})
+        rows += new_rows
+        if progress is not None:
+            _append_progress(progress, new_rows)
+        if out is not None and (step % t["checkpoint_every"] == 0 or step == t["steps"]):
+            checkpoint.save(latest, state, cfg, {
+                "best_valid_loss": best_loss, "best_step": best_step, "data_step": step,
+                "log_window": [w.tolist() for w in window]})
+        if callback is not None:
+            callback(step, state)
+        tick = time.perf_counter()
+    if prefetch is not None:
+        prefetch.shutdown()
+    return TrainResult(state=state, rows=rows, best_step=best_step, best_valid_loss=best_loss)
+
+
+def _train_rows(w: np.ndarray, step: int, candidates: int, eval_dataset: str) -> list[dict]:
+    rows = []
+    for name, values in zip(TRAIN_METRICS, w):
+        finite = values[np.isfinite(values)]
+        if finite.size:
+            rows.append(_row(name, finite.mean(), step, candidates=candidates,
+                             eval_dataset=eval_dataset))
+    return rows
+
+
+def _read_progress(path: Path | None, upto: int) -> list[dict]:
+    if path is None or not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            if row["step"] <= upto:
+                rows.append(row)
+    return rows
+
+
+def _rewrite_progress(path: Path, rows: list[dict]) -> None:
+    with atomic_path(path, suffix=".jsonl") as tmp:
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _append_progress(path: Path, rows: list[dict]) -> None:
+    with open(path, "a") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
+        f.flush()
+
+
+def run(config: dict | None, data_dir: str | Path, out_dir: str | Path) -> None:
+    """Stage entry point: trains on data_dir's train split (evaluating valid and test), writes
+    out_dir/{latest,best}.npz and out_dir/train_metrics.{parquet,csv} (+ provenance); resumes
+    from out_dir/latest.npz when present."""
+    from emcom import data  # the data package is optional for in-memory use of `train`
+
+    data_dir, out = Path(data_dir), Path(out_dir)
+    manifest = data.read_manifest(data_dir)
+    splits = {name: data.load_split(data_dir, name).logits
+              for name in ("train", "valid", "test") if name in manifest["splits"]}
+    if "train" not in splits:
+        raise ValueError(f"{data_dir}/manifest.json lists no train split")
+    result = train(config, splits["train"], splits.get("valid"), splits.get("test"), out,
+                   eval_dataset=manifest.get("name", data_dir.name))
+    cfg = config_lib.resolve(config)
+    table = tidy.frame(tidy.row(**r) for r in result.rows)
+    tidy.write_table(table, out / "train_metrics.parquet", config=cfg, data_dir=str(data_dir))
+    for name in ("latest.npz", "best.npz"):
+        if (out / name).exists():
+            write_provenance(out / name, cfg, data_dir=str(data_dir))

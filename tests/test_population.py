@@ -1,0 +1,139 @@
+"""Stacked populations: grouped Adam updates, imitation, reset, a 10-pair run with imitation."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pandas as pd
+
+from emcom import agents, config, losses, population, train
+
+D = 12
+
+
+def cfg_of(**over):
+    base = {"game": {"num_candidates": -1, "vocab_size": 5, "message_length": 3},
+            "speaker": {"hidden_size": 8, "embed_dim": 3},
+            "listener": {"hidden_size": 8, "embed_dim": 3, "proj_dim": 4},
+            "training": {"batch_size": 8, "eval_candidates": [4]}}
+    for k, v in over.items():
+        base.setdefault(k, {}).update(v)
+    return config.resolve(base)
+
+
+def setup(cfg):
+    sp, li = agents.make_speaker(cfg), agents.make_listener(cfg)
+    return sp, li, population.init_state(cfg, sp, li, D)
+
+
+def leaves(t):
+    return [np.asarray(a) for a in jax.tree_util.tree_leaves(t)]
+
+
+def test_agent_drawn_twice_gets_one_adam_step_with_mean_gradient():
+    opt = optax.adam(0.1)
+    params = {"w": jnp.arange(12.0).reshape(4, 3)}
+    state = jax.vmap(opt.init)(params)
+    idx = jnp.array([2, 0, 2])
+    grads = {"w": jnp.array([[1.0, 2, 3], [4, 5, 6], [7, 8, 9]])}
+    new_p, new_o, counts = population.grouped_update(opt, params, state, grads, idx)
+    np.testing.assert_array_equal(counts, [1, 0, 2, 0])
+    for agent, g in ((0, grads["w"][1]), (2, (grads["w"][0] + grads["w"][2]) / 2)):
+        u, o = opt.update({"w": g}, opt.init({"w": params["w"][agent]}))
+        np.testing.assert_allclose(new_p["w"][agent], params["w"][agent] + u["w"], rtol=1e-6)
+        np.testing.assert_allclose(new_o[0].mu["w"][agent], o[0].mu["w"], rtol=1e-6)
+    for agent in (1, 3):  # not drawn: parameters and optimiser state untouched
+        np.testing.assert_array_equal(new_p["w"][agent], params["w"][agent])
+        assert int(new_o[0].count[agent]) == 0
+    assert int(new_o[0].count[0]) == 1 and int(new_o[0].count[2]) == 1
+
+
+def test_imitation_moves_students_to_teacher_and_leaves_others():
+    cfg = cfg_of(population={"num_speakers": 4, "num_listeners": 4},
+                 imitation={"every": 1, "students": 2, "teacher": "best"},
+                 optimizer={"learning_rate": 0.05})
+    sp, _, state = setup(cfg)
+    state = state._replace(scores=jnp.array([0.1, 0.9, 0.2, 0.3]))
+    x = jax.random.normal(jax.random.PRNGKey(1), (8, D))
+    opt = population.make_optimizer(cfg)
+    new, loss = jax.jit(lambda s, xb, k: population.imitation_step(cfg, sp, opt, s, xb, k))(
+        state, x, jax.random.PRNGKey(0))
+    changed = [not all(np.array_equal(a[i], b[i]) for a, b in
+                       zip(leaves(state.speakers), leaves(new.speakers))) for i in range(4)]
+    assert sum(changed) == 2  # exactly K students
+    chosen = [i for i in range(4) if changed[i]]
+    # The teacher is the best of the 3 drawn; it must not be a student and must be unchanged.
+    assert 1 not in chosen or changed[1] is False
+    teacher_words = None
+    for i in range(4):
+        if not changed[i] and (i == 1 or all(float(state.scores[j]) <= float(state.scores[i])
+                                             for j in chosen)):
+            teacher_words = sp.greedy(population.gather(state.speakers, i), x)
+            break
+    assert teacher_words is not None
+
+    def ce(params):
+        return float(losses.imitation_loss(sp.teacher_force(params, x, teacher_words)[0],
+                                           teacher_words))
+    for i in chosen:  # one Adam step lowered every student's cross-entropy to the teacher
+        assert ce(population.gather(new.speakers, i)) < ce(population.gather(state.speakers, i))
+    assert np.isfinite(float(loss))
+
+
+def test_self_imitation_with_one_speaker():
+    cfg = cfg_of(imitation={"every": 1}, optimizer={"learning_rate": 0.05})
+    sp, _, state = setup(cfg)
+    x = jax.random.normal(jax.random.PRNGKey(1), (8, D))
+    opt = population.make_optimizer(cfg)
+    new, _ = jax.jit(lambda s, xb, k: population.imitation_step(cfg, sp, opt, s, xb, k))(
+        state, x, jax.random.PRNGKey(0))
+    words = sp.greedy(population.gather(state.speakers, 0), x)
+    old_lp = sp.teacher_force(population.gather(state.speakers, 0), x, words)[0]
+    new_lp = sp.teacher_force(population.gather(new.speakers, 0), x, words)[0]
+    assert losses.imitation_loss(new_lp, words) < losses.imitation_loss(old_lp, words)
+
+
+def test_reset_replaces_one_random_listener_with_fresh_params_and_optimiser_state():
+    # 8 pairs a step: every listener is drawn (and so trained) before the reset.
+    cfg = cfg_of(population={"num_speakers": 3, "num_listeners": 3, "pairs_per_step": 8},
+                 reset={"every": 3, "target": "listener"})
+    sp, li, state = setup(cfg)
+    step = jax.jit(train.make_step(cfg, sp, li, D))
+    x = jax.random.normal(jax.random.PRNGKey(1), (8, D))
+    for _ in range(2):
+        state, _ = step(state, x)
+    assert np.all(np.asarray(state.listener_opt[0].count) > 0)
+    state, _ = step(state, x)  # step 3: one listener reset after the update
+    counts = np.asarray(state.listener_opt[0].count)
+    reset = np.flatnonzero(counts == 0)
+    assert len(reset) == 1, counts  # exactly one listener (paper App. B.4), others keep training
+    # The reset listener holds a fresh initialisation: same shapes, and its Adam moments are zero.
+    j = int(reset[0])
+    for mu in leaves(state.listener_opt[0].mu):
+        assert not np.any(mu[j])
+    trained = [i for i in range(3) if i != j and counts[i] > 0]
+    assert trained and all(np.any(leaves(state.listener_opt[0].mu)[0][i]) for i in trained)
+
+
+def test_ten_pair_population_with_imitation_trains():
+    cfg = {"game": {"num_candidates": 8, "vocab_size": 6, "message_length": 3},
+           "speaker": {"hidden_size": 16, "embed_dim": 4},
+           "listener": {"hidden_size": 16, "embed_dim": 4, "proj_dim": 8},
+           "population": {"num_speakers": 10, "num_listeners": 10},
+           "imitation": {"every": 5, "students": 3},
+           "training": {"steps": 20, "batch_size": 16, "steps_per_call": 10, "log_every": 10,
+                        "eval_every": 20, "checkpoint_every": 20, "eval_candidates": [4, 16]}}
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, D)).astype(np.float32)
+    result = train.train(cfg, x, x[:32])
+    df = pd.DataFrame(result.rows)
+    assert np.isfinite(df.value).all()
+    assert (df.metric == "imitation_loss").sum() == 2
+    scores = np.asarray(result.state.scores)
+    assert scores.shape == (10,) and np.all(scores > 0)  # every speaker drawn within 20 steps
+    # Every speaker moved from its initialisation.
+    init = population.init_state(config.resolve(cfg), agents.make_speaker(config.resolve(cfg)),
+                                 agents.make_listener(config.resolve(cfg)), D)
+    w0 = np.asarray(init.speakers["speaker/~/adapter"]["w"])
+    w1 = np.asarray(result.state.speakers["speaker/~/adapter"]["w"])
+    assert all(not np.array_equal(w0[i], w1[i]) for i in range(10))

@@ -1,0 +1,40 @@
+"""Config: paper defaults, deep merge, errors naming the dotted key."""
+
+import pytest
+
+from emcom import config
+
+
+def test_defaults_are_the_papers():
+    cfg = config.resolve()
+    assert cfg["game"] == {"vocab_size": 20, "message_length": 10, "num_candidates": 1024}
+    assert cfg["loss"]["kl_coef"] == 0.5 and cfg["loss"]["entropy_coef"] == 1e-4
+    assert cfg["optimizer"]["learning_rate"] == 1e-4 and cfg["training"]["batch_size"] == 1024
+    assert config.pairs_per_step(cfg) == 1 and config.num_candidates(cfg) == 1024
+    assert cfg is not config.DEFAULTS and cfg == config.DEFAULTS
+
+
+def test_deep_merge_keeps_other_keys():
+    cfg = config.resolve({"loss": {"kl_coef": 0}, "population": {"num_speakers": 10}})
+    assert cfg["loss"]["kl_coef"] == 0.0 and isinstance(cfg["loss"]["kl_coef"], float)
+    assert cfg["loss"]["entropy_coef"] == 1e-4 and config.pairs_per_step(cfg) == 10
+
+
+@pytest.mark.parametrize("over, key", [
+    ({"loss": {"klcoef": 1}}, "loss.klcoef"),
+    ({"game": {"vocab_size": 2.5}}, "game.vocab_size"),
+    ({"loss": {"speaker": "ppo"}}, "loss.speaker"),
+    ({"loss": {"kl_ema": 1.0}}, "loss.kl_ema"),
+    ({"game": {"num_candidates": 2048}}, "game.num_candidates"),
+    ({"training": {"eval_candidates": [1]}}, "training.eval_candidates"),
+    ({"imitation": {"every": 1, "students": 2}}, None),  # fine with N = 1 (self-imitation)
+    ({"population": {"num_speakers": 3}, "imitation": {"every": 1, "students": 3}},
+     "imitation.students"),
+    ({"training": 5}, "training"),
+])
+def test_errors_name_the_dotted_key(over, key):
+    if key is None:
+        config.resolve(over)
+        return
+    with pytest.raises(config.ConfigError, match=key.replace(".", r"\.")):
+        config.resolve(over)
