@@ -1,0 +1,289 @@
+"""Evaluation of a trained population: accuracy at several |C|, P x P pairs, vote, robustness.
+
+Protocol (paper §1.7/§2.4/§3, `docs/evaluation.md`):
+- P = min(N, max_agents) first speakers and listeners, all P x P pairs, greedy messages;
+- each epoch reshuffles the split (fixed evaluation seed) into batches of B = max(|C|) rows; each
+  target's |C| - 1 distractors are drawn from its batch (the whole batch when |C| = B); the draw is
+  shared by all pairs so that every pair plays the same games;
+- vote ensemble: per speaker message, the P listeners' softmax over the candidates averaged, argmax;
+- robustness: the same games with Gaussian noise of `noise` x the per-feature batch std added,
+  independently, to the speaker's input and to the candidates;
+- zero-shot transfer: the same on another dataset with the same D (`eval_data_dir`).
+
+All pairs of one batch run in one jitted call: `vmap` over listeners, `lax.map` over speakers in
+chunks (a chunk of speakers is vmapped too) so that memory stays at chunk x P x B x B scores.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from emcom import agents, checkpoint as checkpoint_lib, data, game, tidy
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "candidates": [16, 64, 256, 1024, 4096],
+    "epochs": 5,
+    "seed": 42,
+    "max_agents": 10,
+    "noise": 0.5,
+    "splits": ["valid", "test", "test_official"],
+    # Upper bound on the float32 score matrices of one jitted speaker chunk (bytes).
+    "memory_budget": 1 << 30,
+}
+
+
+def resolve_settings(settings: Mapping[str, Any] | None, defaults: Mapping[str, Any],
+                     stage: str) -> dict[str, Any]:
+    """`settings` over `defaults`; raises ValueError naming an unknown `stage.key`."""
+    settings = dict(settings or {})
+    unknown = sorted(set(settings) - set(defaults))
+    if unknown:
+        raise ValueError(f"unknown {stage} setting(s) {[f'{stage}.{k}' for k in unknown]}; "
+                         f"known: {sorted(defaults)}")
+    return {**defaults, **settings}
+
+
+def as_checkpoint(ckpt: Any) -> checkpoint_lib.Checkpoint:
+    """A loaded checkpoint from a path (loaded here) or an already loaded `Checkpoint`."""
+    if isinstance(ckpt, (str, os.PathLike)):
+        return checkpoint_lib.load(ckpt)
+    return ckpt
+
+
+def first_agents(tree: Any, count: int) -> Any:
+    """The first `count` agents of a parameter tree stacked on axis 0."""
+    return jax.tree_util.tree_map(lambda a: jnp.asarray(a[:count]), tree)
+
+
+def num_agents(tree: Any) -> int:
+    """The size of the leading agent axis of a stacked parameter tree."""
+    return int(jax.tree_util.tree_leaves(tree)[0].shape[0])
+
+
+def greedy_messages(speaker: agents.Speaker, speakers: Any, x: np.ndarray,
+                    batch_size: int = 1024) -> np.ndarray:
+    """Greedy messages of stacked speakers for every row of x.
+
+    Args:
+      speakers: params stacked on a leading axis of size S.
+      x: (N, D) inputs.
+    Returns:
+      (S, N, T) int32 messages.
+    """
+    fn = jax.jit(jax.vmap(speaker.greedy, in_axes=(0, None)))
+    chunks = []
+    for start in range(0, len(x), batch_size):
+        chunk = np.asarray(x[start:start + batch_size])
+        # The last chunk is padded to the same shape: one compilation for the whole split.
+        padded = np.concatenate([chunk, np.zeros((batch_size - len(chunk),) + chunk.shape[1:],
+                                                 chunk.dtype)])
+        chunks.append(np.asarray(fn(speakers, jnp.asarray(padded)))[:, :len(chunk)])
+    return np.concatenate(chunks, axis=1)
+
+
+def capped_candidates(candidates: list[int], size: int) -> list[int]:
+    """The |C| values, each capped by the number of examples, deduplicated, ascending."""
+    if not candidates or any(int(c) < 2 for c in candidates):
+        raise ValueError(f"evaluate.candidates must be integers >= 2, got {candidates}")
+    if size < 2:
+        raise ValueError(f"a split of {size} examples cannot make candidate sets")
+    return sorted({min(int(c), size) for c in candidates})
+
+
+def distractor_indices(rng: jax.Array, batch: int, num_candidates: int) -> jax.Array:
+    """(B, C) candidate rows: column 0 the target, then C - 1 uniform distinct distractors.
+
+    Same construction as `emcom.game.candidate_logits`, drawn once per batch for all pairs.
+    """
+    u = jax.random.uniform(rng, (batch, batch))
+    u = jnp.where(jnp.eye(batch, dtype=bool), jnp.inf, u)  # the target is not its own distractor
+    _, distractors = jax.lax.top_k(-u, num_candidates - 1)
+    return jnp.concatenate([jnp.arange(batch)[:, None], distractors], axis=1)
+
+
+def add_noise(rng: jax.Array, x: jax.Array, coeff: float) -> jax.Array:
+    """x (B, D) plus N(0, (coeff * per-feature batch std)^2) noise."""
+    std = jnp.std(x, axis=0, keepdims=True)
+    return x + coeff * std * jax.random.normal(rng, x.shape, x.dtype)
+
+
+@functools.partial(jax.jit, static_argnames=("speaker", "listener", "candidates", "noise",
+                                             "speaker_chunk"))
+def play_batch(speaker: agents.Speaker, listener: agents.Listener, speakers: Any, listeners: Any,
+               x: jax.Array, rng: jax.Array, *, candidates: tuple[int, ...], noise: float,
+               speaker_chunk: int) -> dict[str, jax.Array]:
+    """Successes of every pair and every speaker's vote on one batch, clean and noisy.
+
+    Args:
+      speakers, listeners: params stacked on leading axes of sizes Ps, Pl.
+      x: (B, D) batch, B = max(candidates).
+      rng: key of this batch (distractors and noise).
+      candidates: the |C| values (static), each in [2, B].
+    Returns:
+      {"accuracy", "accuracy_noisy"}: (K, Ps, Pl) success counts over the B targets;
+      {"accuracy_vote", "accuracy_vote_noisy"}: (K, Ps) success counts.
+    """
+    b = x.shape[0]
+    k_cand, k_speaker, k_candidates = jax.random.split(rng, 3)
+    index = [None if c == b else distractor_indices(k, b, c)
+             for c, k in zip(candidates, jax.random.split(k_cand, len(candidates)))]
+    labels = [jnp.arange(b) if i is None else jnp.zeros((b,), jnp.int32) for i in index]
+
+    def counts(x_speaker: jax.Array, x_candidates: jax.Array) -> tuple[jax.Array, jax.Array]:
+        msgs = jax.vmap(speaker.greedy, (0, None))(speakers, x_speaker)  # (Ps, B, T)
+        targets = jax.vmap(listener.encode_candidates, (0, None))(listeners, x_candidates)
+
+        def one_speaker(message: jax.Array) -> tuple[jax.Array, jax.Array]:
+            def one_listener(params: Any, t: jax.Array) -> list[jax.Array]:
+                scores = agents.cosine_scores(listener.encode_message(params, message), t,
+                                              listener.temperature)  # (B, B)
+                return [scores if i is None else jnp.take_along_axis(scores, i, axis=1)
+                        for i in index]  # K x (B, C)
+
+            logits = jax.vmap(one_listener)(listeners, targets)  # K x (Pl, B, C)
+            pair = jnp.stack([jax.vmap(game.success, (0, None))(lg, lb).sum(-1)
+                              for lg, lb in zip(logits, labels)])  # (K, Pl)
+            vote = jnp.stack([game.success(jax.nn.softmax(lg, axis=-1).mean(0), lb).sum()
+                              for lg, lb in zip(logits, labels)])  # (K,)
+            return pair, vote
+
+        pair, vote = jax.lax.map(one_speaker, msgs, batch_size=speaker_chunk)  # (Ps, K, Pl)
+        return jnp.moveaxis(pair, 0, 1), vote.T
+
+    pair, vote = counts(x, x)
+    pair_noisy, vote_noisy = counts(add_noise(k_speaker, x, noise),
+                                    add_noise(k_candidates, x, noise))
+    return {"accuracy": pair, "accuracy_vote": vote, "accuracy_noisy": pair_noisy,
+            "accuracy_vote_noisy": vote_noisy}
+
+
+def evaluate_split(speaker: agents.Speaker, listener: agents.Listener, speakers: Any,
+                   listeners: Any, logits: np.ndarray, settings: Mapping[str, Any]
+                   ) -> tuple[list[int], dict[str, np.ndarray]]:
+    """Accuracies of P x P pairs and votes on one split, averaged over the reshuffled epochs.
+
+    Args:
+      speakers, listeners: params stacked on leading axes of sizes Ps, Pl.
+      logits: (N, D) inputs of the split.
+      settings: resolved evaluation settings (see DEFAULTS).
+    Returns:
+      (the |C| values used, {"accuracy", "accuracy_noisy": (K, Ps, Pl),
+      "accuracy_vote", "accuracy_vote_noisy": (K, Ps)}) mean successes in [0, 1].
+    """
+    n = len(logits)
+    candidates = capped_candidates(list(settings["candidates"]), n)
+    batch = candidates[-1]
+    ps, pl = num_agents(speakers), num_agents(listeners)
+    # The candidate scores of one vmapped speaker: Pl x B x B floats, a few copies alive.
+    per_speaker = 4 * pl * batch * batch * (len(candidates) + 2)
+    chunk = int(max(1, min(ps, settings["memory_budget"] // per_speaker)))
+    order_rng = np.random.default_rng(int(settings["seed"]))
+    key = jax.random.PRNGKey(int(settings["seed"]))
+    totals: dict[str, np.ndarray] = {}
+    games = 0
+    for epoch in range(int(settings["epochs"])):
+        order = order_rng.permutation(n)
+        # The last partial batch is dropped: the next epoch's reshuffle covers those rows.
+        for b, start in enumerate(range(0, n - batch + 1, batch)):
+            x = jnp.asarray(logits[np.sort(order[start:start + batch])])
+            out = play_batch(speaker, listener, speakers, listeners, x,
+                             jax.random.fold_in(jax.random.fold_in(key, epoch), b),
+                             candidates=tuple(candidates), noise=float(settings["noise"]),
+                             speaker_chunk=chunk)
+            for name, value in out.items():
+                totals[name] = totals.get(name, 0) + np.asarray(value, dtype=np.float64)
+            games += batch
+        log.info("epoch %d/%d: %d games per pair", epoch + 1, settings["epochs"], games)
+    return candidates, {name: value / games for name, value in totals.items()}
+
+
+def _relative_drop(clean: np.ndarray, noisy: np.ndarray) -> np.ndarray:
+    """(clean - noisy) / clean, NaN where the clean accuracy is 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(clean > 0, (clean - noisy) / np.where(clean > 0, clean, 1), np.nan)
+
+
+def split_rows(split: str, candidates: list[int], acc: Mapping[str, np.ndarray], step: int,
+               eval_dataset: str) -> list[dict[str, Any]]:
+    """Tidy rows of one split from `evaluate_split`'s output.
+
+    Per pair: accuracy, accuracy_noisy, robustness_drop (clean - noisy), robustness_drop_rel
+    ((clean - noisy) / clean). Per speaker (listener = -1): accuracy_vote(_noisy). The "average"
+    ensemble (mean over pairs, speaker = listener = -1): the same four pair metrics, the drops
+    taken on the pair-mean accuracies; and the vote averaged over speakers.
+    """
+    ps, pl = acc["accuracy"].shape[1:]
+    common = dict(stage="eval", split=split, step=step, eval_dataset=eval_dataset)
+    rows: list[dict[str, Any]] = []
+    for k, c in enumerate(candidates):
+        clean, noisy = acc["accuracy"][k], acc["accuracy_noisy"][k]  # (Ps, Pl)
+        per_pair = {"accuracy": clean, "accuracy_noisy": noisy,
+                    "robustness_drop": clean - noisy,
+                    "robustness_drop_rel": _relative_drop(clean, noisy)}
+        for metric, value in per_pair.items():
+            rows += tidy.make_rows(metric, value, axes=("speaker", "listener"),
+                                   coords=(range(ps), range(pl)), candidates=c, **common)
+        mean_clean, mean_noisy = clean.mean(), noisy.mean()
+        average = {"accuracy": mean_clean, "accuracy_noisy": mean_noisy,
+                   "robustness_drop": mean_clean - mean_noisy,
+                   "robustness_drop_rel": _relative_drop(mean_clean, mean_noisy),
+                   "accuracy_vote": acc["accuracy_vote"][k].mean(),
+                   "accuracy_vote_noisy": acc["accuracy_vote_noisy"][k].mean()}
+        for metric, value in average.items():
+            rows += tidy.make_rows(metric, value, candidates=c, **common)
+        for metric in ("accuracy_vote", "accuracy_vote_noisy"):
+            rows += tidy.make_rows(metric, acc[metric][k], axes=("speaker",),
+                                   coords=(range(ps),), candidates=c, **common)
+    return rows
+
+
+def run(checkpoint: Any, data_dir: str | os.PathLike, settings: Mapping[str, Any] | None = None,
+        *, eval_data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Evaluates a checkpoint's first P = min(N, max_agents) speakers and listeners.
+
+    Args:
+      checkpoint: a checkpoint path or an `emcom.checkpoint.Checkpoint`.
+      data_dir: the prepared dataset (the training one, or the transfer target when the workflow
+        passes it directly).
+      settings: overrides of `DEFAULTS`.
+      eval_data_dir: evaluate on this dataset instead (zero-shot transfer); its rows carry its
+        manifest name as `eval_dataset`. Otherwise `eval_dataset` is left empty for the caller.
+    Returns:
+      the tidy rows (stage "eval") of every available split among settings["splits"].
+    """
+    settings = resolve_settings(settings, DEFAULTS, "evaluate")
+    ckpt = as_checkpoint(checkpoint)
+    target_dir = Path(eval_data_dir if eval_data_dir is not None else data_dir)
+    manifest = data.read_manifest(target_dir)
+    eval_dataset = str(manifest.get("name", target_dir.name)) if eval_data_dir is not None else ""
+    if int(manifest["logit_dim"]) != ckpt.logit_dim:
+        raise ValueError(f"{target_dir}: logit_dim {manifest['logit_dim']} differs from the "
+                         f"checkpoint's D = {ckpt.logit_dim}; zero-shot transfer needs equal D")
+    cfg = ckpt.config
+    speaker, listener = agents.make_speaker(cfg), agents.make_listener(cfg)
+    p = int(settings["max_agents"])
+    speakers = first_agents(ckpt.speakers, min(num_agents(ckpt.speakers), p))
+    listeners = first_agents(ckpt.listeners, min(num_agents(ckpt.listeners), p))
+    available = manifest.get("splits", {})
+    rows: list[dict[str, Any]] = []
+    for split in settings["splits"]:
+        if split not in available:
+            log.info("split %r not in %s (has %s): skipped", split, target_dir, sorted(available))
+            continue
+        logits = data.load_split(target_dir, split).logits
+        log.info("evaluating %d x %d pairs on %s/%s (%d examples)", num_agents(speakers),
+                 num_agents(listeners), target_dir, split, len(logits))
+        candidates, acc = evaluate_split(speaker, listener, speakers, listeners, logits, settings)
+        rows += split_rows(split, candidates, acc, ckpt.step, eval_dataset)
+    return tidy.frame(rows)
