@@ -13,10 +13,6 @@ DATA_SYNTHETIC_SPLITS = ["train", "valid", "test", "test_official"]
 _DATA_TFDS = [name for name, ds in config.get("datasets", {}).items() if ds.get("source") == "tfds"]
 
 
-def _data_dataset(wildcards):
-    return config["datasets"][wildcards.dataset]
-
-
 if _DATA_TFDS:
 
     rule download:
@@ -26,13 +22,17 @@ if _DATA_TFDS:
         wildcard_constraints:
             dataset="|".join(_data_re.escape(name) for name in _DATA_TFDS),
         params:
-            url=lambda wildcards: _data_dataset(wildcards)["url"],
-            sha256=lambda wildcards: _data_dataset(wildcards).get("sha256"),
+            url=lambda wildcards: config["datasets"][wildcards.dataset]["url"],
+            sha256=lambda wildcards: config["datasets"][wildcards.dataset].get("sha256"),
+        # Cluster compute nodes often have no internet: download on the submitting host.
+        localrule: True
         retries: 2
         log:
             "logs/data/download_{dataset}.log",
         benchmark:
             "benchmarks/data/download_{dataset}.tsv"
+        conda:
+            "../envs/emcom.yaml"
         script:
             "../scripts/data_download.py"
 
@@ -53,6 +53,8 @@ for _name, _ds in config.get("datasets", {}).items():
                 f"logs/data/synthetic_{_name}.log",
             benchmark:
                 f"benchmarks/data/synthetic_{_name}.tsv"
+            conda:
+                "../envs/emcom.yaml"
             script:
                 "../scripts/data_synthetic.py"
 
@@ -73,5 +75,7 @@ for _name, _ds in config.get("datasets", {}).items():
                 f"logs/data/convert_{_name}.log",
             benchmark:
                 f"benchmarks/data/convert_{_name}.tsv"
+            conda:
+                "../envs/emcom.yaml"
             script:
                 "../scripts/data_convert.py"

@@ -1,0 +1,50 @@
+# emcom: "Emergent Communication at Scale" (Chaabouni et al., ICLR 2022) as a Snakemake pipeline.
+#
+#   snakemake --cores all                       # the embedded default (config/config.yaml)
+#   snakemake --cores all --configfile config/paper.yaml --profile slurm
+#
+# The rules live in rules/*.smk (one per stage); the computation lives in the emcom package.
+import os
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+# A config given with --configfile (config/paper.yaml, a test config) replaces the embedded default
+# rather than being deep-merged into it, which would run the default's experiments alongside its own.
+if not workflow.overwrite_configfiles:
+
+    configfile: os.path.join(workflow.basedir, "config/config.yaml")
+
+
+validate(config, "config/schema/config.schema.yaml")
+
+
+include: "rules/common.smk"
+
+
+check_config()
+
+
+wildcard_constraints:
+    dataset=NAME,
+    eval_dataset=NAME,
+    setting=NAME,
+    seed=r"\d+",
+
+
+
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
+include: "rules/language.smk"
+include: "rules/etl.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        stage_outputs(("train",) + STAGES),
+        report_targets(),
+    default_target: True

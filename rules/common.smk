@@ -1,0 +1,183 @@
+# Helpers shared by the rules, all derived from the validated config: the experiment grid, per-run
+# training configs, output paths, per-stage resources, and what each report table reads. The checks
+# the JSON schema cannot express run here, when the DAG is built, so that a typo fails at start with
+# the key's name instead of hours later in a job.
+import copy
+
+import emcom.config
+import emcom.report.tables
+
+NAME = r"[A-Za-z0-9][A-Za-z0-9_.+-]*"  # dataset and setting names (the schema's pattern)
+RUN = "results/{dataset}/{setting}/seed{seed}"
+# The per-checkpoint stages, named as in the tidy table's `stage` column and the file names.
+STAGES = ("eval", "language", "etl")
+REPORT = "results/report"
+# The stages each table reads (emcom/report/tables.py).
+TABLE_STAGES = {
+    "fig2": ("eval",),
+    "fig3": ("eval", "language"),
+    "table1": ("eval", "etl"),
+    "table2": ("eval",),
+    "table6": ("eval",),
+    "table7": ("etl",),
+    "table8": ("eval",),
+    "transfer": ("eval",),
+}
+# figure name -> (file stem written by emcom.report.figures.FIGURES, stages it reads)
+FIGURES = {
+    "fig1": ("fig1_training", ("train",)),
+    "fig2": ("fig2_test_accuracy", ("train",)),
+    "fig4": ("fig4_etl", ("etl",)),
+}
+# The keys of `report:` every table uses (the rest are per-table entries).
+REPORT_GLOBALS = ("main_candidates", "split", "robustness", "etl_split", "datasets")
+
+
+def deep_merge(base, override):
+    """A new dict: `override` merged into `base`, recursing into nested mappings."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def experiment_seeds(exp):
+    """The seeds of an experiment: `seeds: n` means 0 .. n-1."""
+    seeds = exp["seeds"]
+    return list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+
+
+def experiment_runs():
+    """Every (dataset, setting, seed) the config trains, in config order."""
+    return [
+        (dataset, setting, seed)
+        for setting, exp in config["experiments"].items()
+        for dataset in exp["datasets"]
+        for seed in experiment_seeds(exp)
+    ]
+
+
+def train_config(dataset, setting, seed):
+    """The resolved emcom.config of one run.
+
+    Precedence (last wins): emcom.config.DEFAULTS < train < train_per_dataset[dataset]
+    < experiments[setting].train < experiments[setting].per_dataset[dataset] < the run's seed.
+    """
+    exp = config["experiments"][setting]
+    overrides = deep_merge(config["train"], config.get("train_per_dataset", {}).get(dataset, {}))
+    overrides = deep_merge(overrides, exp.get("train", {}))
+    overrides = deep_merge(overrides, exp.get("per_dataset", {}).get(dataset, {}))
+    overrides["seed"] = int(seed)
+    try:
+        return emcom.config.resolve(overrides)
+    except emcom.config.ConfigError as err:
+        raise ValueError(f"config: experiment {setting!r} on dataset {dataset!r}: {err}") from None
+
+
+def check_config():
+    """Raises ValueError naming the key for what the JSON schema cannot see: dataset names that
+    are not under `datasets:`, invalid training overrides (resolved once per (setting, dataset);
+    the seed cannot break them) and report specs (emcom.report.tables.resolve_spec)."""
+    known = set(config["datasets"])
+    for dataset in config.get("train_per_dataset", {}):
+        if dataset not in known:
+            raise ValueError(f"config: train_per_dataset.{dataset} is not under datasets:")
+    for setting, exp in config["experiments"].items():
+        for field in ("datasets", "transfer"):
+            for dataset in exp.get(field, []):
+                if dataset not in known:
+                    raise ValueError(
+                        f"config: experiments.{setting}.{field} names dataset {dataset!r}, "
+                        f"which is not under datasets: (known: {sorted(known)})"
+                    )
+        for dataset in exp.get("per_dataset", {}):
+            if dataset not in exp["datasets"]:
+                raise ValueError(
+                    f"config: experiments.{setting}.per_dataset.{dataset} is not one of the "
+                    f"experiment's datasets {exp['datasets']}"
+                )
+        for dataset in exp["datasets"]:
+            train_config(dataset, setting, experiment_seeds(exp)[0])
+    try:
+        emcom.report.tables.resolve_spec(config["report"], settings=config["experiments"])
+    except emcom.report.tables.SpecError as err:
+        raise ValueError(f"config: {err}") from None
+    for name in config["report"]["figures"]:
+        if name not in FIGURES:
+            raise ValueError(f"config: report.figures.{name}: the workflow draws {sorted(FIGURES)}")
+
+
+def manifest(dataset):
+    return f"data/{dataset}/manifest.json"
+
+
+def stage_outputs(stages):
+    """The tidy tables (Parquet) of `stages` ('train' = the training metrics) for every run that
+    has them, with the zero-shot transfer tables when 'eval' is among the stages."""
+    paths = []
+    for dataset, setting, seed in experiment_runs():
+        exp = config["experiments"][setting]
+        root = RUN.format(dataset=dataset, setting=setting, seed=seed)
+        for stage in stages:
+            if stage == "train":
+                paths.append(f"{root}/train/train_metrics.parquet")
+            elif stage in exp["stages"]:
+                paths.append(f"{root}/{stage}.parquet")
+        if "eval" in stages and "eval" in exp["stages"]:
+            paths += [f"{root}/transfer/{target}.parquet" for target in exp["transfer"]]
+    return paths
+
+
+def stage_resources(stage):
+    """The config's `resources.<stage>` (threads, mem_mb, runtime, gpu, ..., retries)."""
+    return config["resources"][stage]
+
+
+def job_resources(stage, runtime=None):
+    """The `resources:` of a stage's jobs, from the config's `resources.<stage>`: memory, time
+    limit in minutes (`runtime`, a value or a function of the wildcards, overrides the config's),
+    GPUs when asked (the SLURM plugin turns `gpu`/`gpu_model` into --gpus) and SLURM placement
+    (slurm_partition, constraint). Kept out of profiles/default, whose per-rule values would
+    override the config's."""
+    res = dict(stage_resources(stage))
+    res.pop("threads", None)
+    res.pop("retries", None)
+    if res.get("gpu", 0) == 0:
+        res.pop("gpu", None)
+        res.pop("gpu_model", None)
+    res.setdefault("mem_mb", 2000)
+    res["runtime"] = runtime or res.get("runtime", 60)
+    return res
+
+
+def train_runtime(wildcards):
+    """Time limit of one training attempt: the experiment's `runtime`, else resources.train's."""
+    exp = config["experiments"][wildcards.setting]
+    return exp.get("runtime", stage_resources("train").get("runtime", 60))
+
+
+def report_spec(table=None):
+    """The slice of `report:` a job uses: the global keys plus one table's entry, or (for the
+    figures, which fall back on the tables' rows) the whole section."""
+    if table is None:
+        return config["report"]
+    spec = {k: v for k, v in config["report"].items() if k in REPORT_GLOBALS}
+    return {**spec, "tables": {table: config["report"]["tables"][table]}}
+
+
+def report_targets():
+    """Every table (CSV, Markdown, LaTeX) and figure (PNG, PDF, caption) of `report:`."""
+    tables = [
+        f"{REPORT}/tables/{name}.{ext}"
+        for name in config["report"]["tables"]
+        for ext in ("csv", "md", "tex")
+    ]
+    figures = [
+        f"{REPORT}/figures/{FIGURES[name][0]}.{ext}"
+        for name in config["report"]["figures"]
+        for ext in ("png", "pdf", "rst")
+    ]
+    return tables + figures

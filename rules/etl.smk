@@ -1,0 +1,24 @@
+# Ease and transfer learning: fresh listeners trained on the frozen speakers of each run's best
+# checkpoint (emcom.etl.run). A GPU job when resources.etl.gpu asks for one.
+
+
+rule etl:
+    input:
+        checkpoint=f"{RUN}/train/best.npz",
+        manifest=manifest("{dataset}"),
+    output:
+        table=f"{RUN}/etl.parquet",
+        csv=f"{RUN}/etl.csv",
+    params:
+        settings=config["etl"],
+    log:
+        f"logs/{RUN}/etl.log",
+    benchmark:
+        f"benchmarks/{RUN}/etl.tsv"
+    threads: stage_resources("etl").get("threads", 1)
+    resources:
+        **job_resources("etl"),
+    conda:
+        "../envs/emcom.yaml"
+    script:
+        "../scripts/etl.py"

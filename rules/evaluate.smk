@@ -1,0 +1,47 @@
+# Evaluation of the best checkpoint of each run: accuracy per |C|, P x P pairs, vote, robustness
+# (emcom.evaluate.run), and zero-shot transfer to another dataset with the same code.
+
+
+rule evaluate:
+    input:
+        checkpoint=f"{RUN}/train/best.npz",
+        manifest=manifest("{dataset}"),
+    output:
+        table=f"{RUN}/eval.parquet",
+        csv=f"{RUN}/eval.csv",
+    params:
+        settings=config["evaluate"],
+    log:
+        f"logs/{RUN}/evaluate.log",
+    benchmark:
+        f"benchmarks/{RUN}/evaluate.tsv"
+    threads: stage_resources("evaluate").get("threads", 1)
+    resources:
+        **job_resources("evaluate"),
+    conda:
+        "../envs/emcom.yaml"
+    script:
+        "../scripts/evaluate.py"
+
+
+rule transfer:
+    input:
+        checkpoint=f"{RUN}/train/best.npz",
+        manifest=manifest("{dataset}"),
+        eval_manifest=manifest("{eval_dataset}"),
+    output:
+        table=f"{RUN}/transfer/{{eval_dataset}}.parquet",
+        csv=f"{RUN}/transfer/{{eval_dataset}}.csv",
+    params:
+        settings=config["evaluate"],
+    log:
+        f"logs/{RUN}/transfer/{{eval_dataset}}.log",
+    benchmark:
+        f"benchmarks/{RUN}/transfer/{{eval_dataset}}.tsv"
+    threads: stage_resources("evaluate").get("threads", 1)
+    resources:
+        **job_resources("evaluate"),
+    conda:
+        "../envs/emcom.yaml"
+    script:
+        "../scripts/evaluate.py"

@@ -1,0 +1,63 @@
+# The paper's tables and figures from the tidy tables (emcom.report; the spec is the config's
+# `report:` section, described in docs/report.md). Each table and each figure is its own job, whose
+# inputs are the stages it reads, so e.g. changing `etl:` reruns the ETL jobs, Table 1, Table 7 and
+# Fig. 4 only. Name one as a target to regenerate it alone, e.g.
+#   snakemake --cores all results/report/tables/table2.md
+#   snakemake --cores all results/report/figures/fig4_etl.png --forcerun report_fig4
+
+
+rule report_table:
+    input:
+        lambda wc: stage_outputs(TABLE_STAGES[wc.table]),
+    output:
+        csv=f"{REPORT}/tables/{{table}}.csv",
+        md=f"{REPORT}/tables/{{table}}.md",
+        tex=f"{REPORT}/tables/{{table}}.tex",
+    params:
+        spec=lambda wc: report_spec(wc.table),
+    wildcard_constraints:
+        table="|".join(TABLE_STAGES),
+    log:
+        f"logs/{REPORT}/tables/{{table}}.log",
+    benchmark:
+        f"benchmarks/{REPORT}/tables/{{table}}.tsv"
+    threads: stage_resources("report").get("threads", 1)
+    resources:
+        **job_resources("report"),
+    conda:
+        "../envs/emcom.yaml"
+    script:
+        "../scripts/report_table.py"
+
+
+# One rule per figure, so that `snakemake --report report.html` shows each PNG with the caption
+# the figure's job wrote beside it.
+for _name, (_stem, _stages) in FIGURES.items():
+
+    rule:
+        name:
+            f"report_{_name}"
+        input:
+            stage_outputs(_stages),
+        output:
+            png=report(
+                f"{REPORT}/figures/{_stem}.png",
+                caption=os.path.abspath(f"{REPORT}/figures/{_stem}.rst"),
+                category="Figures",
+            ),
+            pdf=f"{REPORT}/figures/{_stem}.pdf",
+            rst=f"{REPORT}/figures/{_stem}.rst",
+        params:
+            figure=_name,
+            spec=report_spec(),
+        log:
+            f"logs/{REPORT}/figures/{_stem}.log",
+        benchmark:
+            f"benchmarks/{REPORT}/figures/{_stem}.tsv"
+        threads: stage_resources("report").get("threads", 1)
+        resources:
+            **job_resources("report"),
+        conda:
+            "../envs/emcom.yaml"
+        script:
+            "../scripts/report_figure.py"

@@ -1,0 +1,6 @@
+"""Snakemake adapter of rule `etl`: emcom.etl.run, fresh listeners on a checkpoint's speakers."""
+from _stage import run_checkpoint_stage
+
+from emcom import etl
+
+run_checkpoint_stage(snakemake, etl.run)  # noqa: F821 (injected by Snakemake)
