@@ -22,7 +22,8 @@ DEFAULTS: dict[str, Any] = {
     },
     "optimizer": {"learning_rate": 1.0e-4, "b1": 0.9, "b2": 0.999, "eps": 1.0e-8},
     "population": {"num_speakers": 1, "num_listeners": 1, "pairs_per_step": None},  # None: N
-    "imitation": {"every": 0, "students": 1, "teacher": "best", "ema": 0.99},  # every 0: off
+    "imitation": {"every": 0, "students": 1, "teacher": "best", "ema": 0.99,  # every 0: off
+                  "reduction": "sum"},
     "reset": {"every": 0, "target": "listener"},  # every 0: off
     "training": {
         "steps": 1000, "batch_size": 1024, "steps_per_call": 50, "log_every": 50,
@@ -35,6 +36,7 @@ _CHOICES = {
     "loss.speaker": ("reinforce", "policy_gradient"),
     "loss.reward": ("success", "log_prob"),
     "imitation.teacher": ("best", "worst", "random"),
+    "imitation.reduction": ("sum", "mean"),
     "reset.target": ("listener", "speaker", "pair"),
 }
 # Keys whose value may be None (the default then depends on other keys).

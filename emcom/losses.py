@@ -72,12 +72,21 @@ def info_nce(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return -jnp.mean(jnp.take_along_axis(log_p, labels[:, None], axis=1))
 
 
-def imitation_loss(student_logits: jax.Array, teacher_message: jax.Array) -> jax.Array:
+def imitation_loss(student_logits: jax.Array, teacher_message: jax.Array,
+                   reduction: str = "sum") -> jax.Array:
     """Student cross-entropy to the teacher's words: -mean_B sum_T log pi_S(w_t^teacher).
 
     student_logits (B, T, V) from teacher forcing on teacher_message (B, T) -> ().
+    reduction: "sum" over T (the paper's formula) or "mean" over T (the reference code). The
+      student's Adam state is shared with its game updates, so the scale matters: a T times larger
+      gradient inflates Adam's second moment and slows the student's game learning (docs/training.md).
     """
-    return -jnp.mean(jnp.sum(_log_prob_of(student_logits, teacher_message), axis=1))
+    log_p = _log_prob_of(student_logits, teacher_message)  # (B, T)
+    if reduction == "sum":
+        return -jnp.mean(jnp.sum(log_p, axis=1))
+    if reduction == "mean":
+        return -jnp.mean(log_p)
+    raise ValueError(f"imitation.reduction must be 'sum' or 'mean', got {reduction!r}")
 
 
 class PairMetrics(NamedTuple):

@@ -168,7 +168,8 @@ def imitation_step(cfg: dict, speaker: Speaker, optimizer: optax.GradientTransfo
 
     def student_update(p, o):
         def loss_fn(p):
-            return imitation_loss(speaker.teacher_force(p, x, words)[0], words)
+            return imitation_loss(speaker.teacher_force(p, x, words)[0], words,
+                                  cfg["imitation"]["reduction"])
         loss, g = jax.value_and_grad(loss_fn)(p)
         updates, o = optimizer.update(g, o, p)
         return optax.apply_updates(p, updates), o, loss

@@ -1,5 +1,7 @@
 """Every loss and its gradient against an independent NumPy reference on small inputs."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -103,6 +105,10 @@ def test_imitation_loss_and_gradient_match_numpy():
     ref_grad = (np.exp(lp) - onehot) / B
     np.testing.assert_allclose(losses.imitation_loss(logits, words), ref, rtol=1e-6)
     np.testing.assert_allclose(jax.grad(losses.imitation_loss)(logits, words), ref_grad, atol=1e-6)
+    # reduction="mean" (the reference code): averaged over T as well as B.
+    mean = functools.partial(losses.imitation_loss, reduction="mean")
+    np.testing.assert_allclose(mean(logits, words), ref / T, rtol=1e-6)
+    np.testing.assert_allclose(jax.grad(mean)(logits, words), ref_grad / T, atol=1e-6)
 
 
 def test_cosine_scores_and_gradient_match_numpy():
