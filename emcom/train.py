@@ -372,10 +372,15 @@ def _append_progress(path: Path, rows: list[dict]) -> None:
         f.flush()
 
 
-def run(config: dict | None, data_dir: str | Path, out_dir: str | Path) -> None:
+def run(config: dict | None, data_dir: str | Path, out_dir: str | Path, *,
+        eval_dataset: str | None = None, **keys) -> None:
     """Stage entry point: trains on data_dir's train split (evaluating valid and test), writes
     out_dir/{latest,best}.npz and out_dir/train_metrics.{parquet,csv} (+ provenance); resumes
-    from out_dir/latest.npz when present."""
+    from out_dir/latest.npz when present.
+
+    eval_dataset: the tables' name of the dataset (default: the manifest's name); keys: constant
+    tidy columns of the metrics table (dataset, setting, seed), as `emcom.tidy.with_keys`.
+    """
     from emcom import data  # the data package is optional for in-memory use of `train`
 
     data_dir, out = Path(data_dir), Path(out_dir)
@@ -385,9 +390,9 @@ def run(config: dict | None, data_dir: str | Path, out_dir: str | Path) -> None:
     if "train" not in splits:
         raise ValueError(f"{data_dir}/manifest.json lists no train split")
     result = train(config, splits["train"], splits.get("valid"), splits.get("test"), out,
-                   eval_dataset=manifest.get("name", data_dir.name))
+                   eval_dataset=eval_dataset or manifest.get("name", data_dir.name))
     cfg = config_lib.resolve(config)
-    table = tidy.frame(tidy.row(**r) for r in result.rows)
+    table = tidy.with_keys(tidy.frame(tidy.row(**r) for r in result.rows), **keys)
     tidy.write_table(table, out / "train_metrics.parquet", config=cfg, data_dir=str(data_dir))
     for name in ("latest.npz", "best.npz"):
         if (out / name).exists():

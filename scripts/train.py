@@ -6,10 +6,9 @@ writes best.npz and train_metrics.parquet; this adapter labels the metrics with 
 import json
 from pathlib import Path
 
-import pandas as pd
 from _stage import run_keys, setup_logging
 
-from emcom import data, provenance, tidy, train
+from emcom import data, provenance, train
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 log = setup_logging(sm)
@@ -28,7 +27,5 @@ if latest.exists():
         latest.unlink()
 provenance.write_json(marker, identity)
 log.info("training into %s with config %s", out_dir, cfg)
-train.run(cfg, data_dir, out_dir)
-# The trainer names the evaluated dataset after its manifest; the tables use the config's name.
-metrics = pd.read_parquet(sm.output.metrics).assign(eval_dataset=sm.wildcards.dataset)
-tidy.write_table(tidy.with_keys(metrics, **run_keys(sm)), sm.output.metrics, config=cfg)
+# The tables name the dataset as the config does (a manifest may name it otherwise).
+train.run(cfg, data_dir, out_dir, eval_dataset=sm.wildcards.dataset, **run_keys(sm))
