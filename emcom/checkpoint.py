@@ -22,7 +22,7 @@ import numpy as np
 from emcom import agents, config as config_lib, population
 from emcom.provenance import atomic_path
 
-FORMAT = 1
+FORMAT = 2  # 2: TrainState.score_counts
 
 
 class CheckpointError(ValueError):

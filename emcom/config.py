@@ -14,16 +14,17 @@ from typing import Any
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "game": {"vocab_size": 20, "message_length": 10, "num_candidates": 1024},  # -1: whole batch
-    "speaker": {"hidden_size": 256, "embed_dim": 10},
+    "speaker": {"hidden_size": 256, "embed_dim": 10, "target_init": "independent"},
     "listener": {"hidden_size": 512, "embed_dim": 10, "proj_dim": 256, "temperature": 0.5},
     "loss": {
         "speaker": "reinforce", "reward": "success", "entropy_coef": 1.0e-4, "kl_coef": 0.5,
-        "kl_ema": 0.99, "reference_sampling": False,
+        "kl_ema": 0.99, "time_reduction": "mean", "reference_sampling": False,
     },
     "optimizer": {"learning_rate": 1.0e-4, "b1": 0.9, "b2": 0.999, "eps": 1.0e-8},
-    "population": {"num_speakers": 1, "num_listeners": 1, "pairs_per_step": None},  # None: N
+    "population": {"num_speakers": 1, "num_listeners": 1, "pairs_per_step": None,  # None: N
+                   "update": "sequential"},
     "imitation": {"every": 0, "students": 1, "teacher": "best", "ema": 0.99,  # every 0: off
-                  "reduction": "sum"},
+                  "score": "ema", "student": "free"},
     "reset": {"every": 0, "target": "listener"},  # every 0: off
     "training": {
         "steps": 1000, "batch_size": 1024, "steps_per_call": 50, "log_every": 50,
@@ -35,8 +36,12 @@ DEFAULTS: dict[str, Any] = {
 _CHOICES = {
     "loss.speaker": ("reinforce", "policy_gradient"),
     "loss.reward": ("success", "log_prob"),
+    "loss.time_reduction": ("mean", "sum"),
+    "speaker.target_init": ("independent", "copy"),
+    "population.update": ("sequential", "vectorised", "mean_gradient"),
     "imitation.teacher": ("best", "worst", "random"),
-    "imitation.reduction": ("sum", "mean"),
+    "imitation.score": ("ema", "cumulative_mean"),
+    "imitation.student": ("free", "forced"),
     "reset.target": ("listener", "speaker", "pair"),
 }
 # Keys whose value may be None (the default then depends on other keys).
@@ -176,8 +181,24 @@ def _validate(cfg: dict) -> None:
     for e in cfg["training"]["eval_candidates"]:
         if e < 2:
             raise ConfigError(f"config key 'training.eval_candidates' entries must be >= 2, got {e}")
+    _check_reset_schedule(cfg["reset"]["every"], cfg["training"])
     n = cfg["population"]["num_speakers"]
     if n > 1 and cfg["imitation"]["every"] and cfg["imitation"]["students"] > n - 1:
         raise ConfigError(
             f"config key 'imitation.students' must be <= population.num_speakers - 1 = {n - 1} "
             f"(one more speaker is the teacher), got {cfg['imitation']['students']}")
+
+
+def _check_reset_schedule(every: int, training: dict) -> None:
+    """A run whose last reset falls within one evaluation interval of its end would be judged on a
+    listener that has barely trained (its best and final checkpoints measure a newborn agent)."""
+    steps, eval_every = training["steps"], training["eval_every"]
+    if not every or steps <= every:
+        return
+    last = ((steps - 1) // every) * every + 1  # resets follow steps kR + 1 (emcom.step)
+    if steps - last < min(eval_every, steps):
+        raise ConfigError(
+            f"config keys 'reset.every'={every}, 'training.steps'={steps}, "
+            f"'training.eval_every'={eval_every}: the last reset (after step {last}) falls within "
+            f"one evaluation interval of the end, so the run would end on a listener trained "
+            f"{steps - last} steps; choose reset.every so that steps - last reset >= eval_every")

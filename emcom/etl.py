@@ -3,7 +3,8 @@
 Protocol (paper §2.4, App. A.4, `docs/evaluation.md`): the first min(N, max_speakers) speakers of a
 checkpoint speak greedily (their language is then a fixed function of the input); for each of
 them `listeners` newly initialised listeners learn one task for `steps` steps with Adam
-(learning_rate), and are measured on the held-out split every `eval_every` steps:
+(learning_rate), and are measured every `eval_every` steps on the held-out split (`measure_on:
+test`) or on a fresh training batch (`measure_on: train`, what the reference code reports):
 - discrimination: the game's listener (same architecture), InfoNCE over |C| candidates of the
   batch, accuracy at |C|;
 - classification: the listener's message encoder + a linear softmax head over the labels;
@@ -45,8 +46,12 @@ DEFAULTS: dict[str, Any] = {
     "tasks": list(TASKS),
     "train_split": "train",
     "split": "test",
+    # "test": the held-out `split` (ours); "train": a fresh training batch, i.e. the batch
+    # accuracy the reference code logs (eol_experiment.py), before the listener trains on it
+    "measure_on": "test",
     "seed": 0,
 }
+MEASURE_ON = ("test", "train")
 
 
 class Task(NamedTuple):
@@ -197,7 +202,19 @@ def train_listeners(cfg: dict, task: Task, train_messages: np.ndarray,
     params, opt_state = jax.tree_util.tree_map(
         lambda a: a.reshape((num_speakers, num_listeners) + a.shape[1:]), (params, opt_state))
 
+    steps, every, per_call = (int(settings[k]) for k in ("steps", "eval_every", "steps_per_call"))
+    marks = sorted({0, steps, *range(every, steps, every)})
+    rng = np.random.default_rng(int(settings["seed"]))
+
+    def measure_train_batch() -> tuple[np.ndarray, np.ndarray]:
+        rows = rng.choice(n, size=batch, replace=False)
+        loss, success = evaluate_fn(params, jnp.asarray(train_messages[:, rows]),
+                                    _batch(train_arrays, rows), jnp.ones(batch, jnp.float32))
+        return np.asarray(loss) / batch, np.asarray(success) / batch
+
     def measure() -> tuple[np.ndarray, np.ndarray]:
+        if settings["measure_on"] == "train":
+            return measure_train_batch()
         loss, success, count = 0.0, 0.0, 0
         size = len(test_messages[0])
         for start in range(0, size, eval_batch):
@@ -213,9 +230,6 @@ def train_listeners(cfg: dict, task: Task, train_messages: np.ndarray,
             count += int(mask.sum())
         return loss / count, success / count
 
-    steps, every, per_call = (int(settings[k]) for k in ("steps", "eval_every", "steps_per_call"))
-    marks = sorted({0, steps, *range(every, steps, every)})
-    rng = np.random.default_rng(int(settings["seed"]))
     curve = {0: measure()}
     done = 0
     for mark in marks[1:]:
@@ -229,8 +243,9 @@ def train_listeners(cfg: dict, task: Task, train_messages: np.ndarray,
                                               jax.random.split(sub, k))
             done += k
         curve[mark] = measure()
-        log.info("%s step %d/%d: train loss %.4f, held-out accuracy %.4f", task.name, done,
-                 steps, float(np.mean(losses[-1])), float(np.mean(curve[mark][1])))
+        log.info("%s step %d/%d: train loss %.4f, %s accuracy %.4f", task.name, done,
+                 steps, float(np.mean(losses[-1])), settings["measure_on"],
+                 float(np.mean(curve[mark][1])))
     return curve
 
 
@@ -248,11 +263,15 @@ def _check_settings(settings: Mapping[str, Any]) -> None:
                          "datasets do not carry (BYOL features only); remove it")
     if unknown:
         raise ValueError(f"etl.tasks: unknown task(s) {unknown}; known: {list(TASKS)}")
+    if settings["measure_on"] not in MEASURE_ON:
+        raise ValueError(f"etl.measure_on must be one of {MEASURE_ON}, got "
+                         f"{settings['measure_on']!r}")
 
 
 def run(checkpoint: Any, data_dir: str | os.PathLike, settings: Mapping[str, Any] | None = None
         ) -> pd.DataFrame:
-    """The ETL stage of a checkpoint; tidy rows (stage "etl", split = settings["split"]).
+    """The ETL stage of a checkpoint; tidy rows (stage "etl", split = settings["split"], or the
+    train split with `measure_on: train`).
 
     Rows per (frozen speaker, fresh listener, step): `etl_<task>` accuracy (discrimination with
     `candidates` = |C|), `etl_loss/<task>` held-out loss, and for attributes `etl_attribute/<Name>`.
@@ -268,9 +287,12 @@ def run(checkpoint: Any, data_dir: str | os.PathLike, settings: Mapping[str, Any
     count = min(evaluate.num_agents(ckpt.speakers), int(settings["max_speakers"]))
     speakers = evaluate.first_agents(ckpt.speakers, count)
     speaker = agents.make_speaker(cfg)
-    log.info("greedy messages of %d frozen speakers", count)
-    messages = {name: evaluate.greedy_messages(speaker, speakers, np.asarray(split.logits))
-                for name, split in (("train", train_split), ("test", test_split))}
+    sampled = evaluate.sampled_words(cfg)
+    log.info("%s messages of %d frozen speakers", "sampled" if sampled else "greedy", count)
+    key = jax.random.PRNGKey(int(settings["seed"]))
+    messages = {name: evaluate.speaker_messages(speaker, speakers, np.asarray(split.logits),
+                                                rng=jax.random.fold_in(key, i) if sampled else None)
+                for i, (name, split) in enumerate((("train", train_split), ("test", test_split)))}
     arrays = {name: {"x": np.asarray(split.logits), "label": np.asarray(split.labels)}
               for name, split in (("train", train_split), ("test", test_split))}
 
@@ -305,7 +327,8 @@ def run(checkpoint: Any, data_dir: str | os.PathLike, settings: Mapping[str, Any
                  settings["listeners"], settings["steps"])
         curve = train_listeners(cfg, task, messages["train"], arrays["train"], messages["test"],
                                 arrays["test"], settings)
-        common = dict(stage="etl", split=settings["split"], candidates=task.candidates)
+        split = settings["split" if settings["measure_on"] == "test" else "train_split"]
+        common = dict(stage="etl", split=split, candidates=task.candidates)
         for step, (loss, accuracy) in curve.items():
             rows += tidy.make_rows(f"etl_loss/{task.name}", loss, step=step, **grid, **common)
             if task.name == "attributes":

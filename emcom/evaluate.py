@@ -1,7 +1,8 @@
 """Evaluation of a trained population: accuracy at several |C|, P x P pairs, vote, robustness.
 
 Protocol (paper §1.7/§2.4/§3, `docs/evaluation.md`):
-- P = min(N, max_agents) first speakers and listeners, all P x P pairs, greedy messages;
+- P = min(N, max_agents) first speakers and listeners, all P x P pairs, greedy messages (sampled
+  ones under the checkpoint's `loss.reference_sampling`, as the reference code does);
 - each epoch reshuffles the split (fixed evaluation seed) into batches of B = max(|C|) rows; each
   target's |C| - 1 distractors are drawn from its batch (the whole batch when |C| = B); the draw is
   shared by all pairs so that every pair plays the same games;
@@ -71,9 +72,16 @@ def num_agents(tree: Any) -> int:
     return int(jax.tree_util.tree_leaves(tree)[0].shape[0])
 
 
-def greedy_messages(speaker: agents.Speaker, speakers: Any, x: np.ndarray,
-                    batch_size: int = 1024) -> np.ndarray:
-    """Greedy messages of stacked speakers for every row of x.
+def sampled_words(cfg: Mapping[str, Any]) -> bool:
+    """Whether a checkpoint's config asks for the reference code's sampled words at evaluation
+    (`loss.reference_sampling`) instead of the paper's greedy ones."""
+    return bool(cfg["loss"]["reference_sampling"])
+
+
+def speaker_messages(speaker: agents.Speaker, speakers: Any, x: np.ndarray,
+                     batch_size: int = 1024, rng: jax.Array | None = None) -> np.ndarray:
+    """The evaluation messages of stacked speakers for every row of x: greedy, or sampled with
+    `rng` (`loss.reference_sampling`).
 
     Args:
       speakers: params stacked on a leading axis of size S.
@@ -81,14 +89,22 @@ def greedy_messages(speaker: agents.Speaker, speakers: Any, x: np.ndarray,
     Returns:
       (S, N, T) int32 messages.
     """
-    fn = jax.jit(jax.vmap(speaker.greedy, in_axes=(0, None)))
+    s = num_agents(speakers)
+
+    @jax.jit
+    def fn(params, xb, key):
+        keys = None if rng is None else jax.random.split(key, s)
+        return jax.vmap(lambda p, k: game.messages(speaker, p, xb, k),
+                        in_axes=(0, None if keys is None else 0))(params, keys)
+
     chunks = []
-    for start in range(0, len(x), batch_size):
+    for i, start in enumerate(range(0, len(x), batch_size)):
         chunk = np.asarray(x[start:start + batch_size])
         # The last chunk is padded to the same shape: one compilation for the whole split.
         padded = np.concatenate([chunk, np.zeros((batch_size - len(chunk),) + chunk.shape[1:],
                                                  chunk.dtype)])
-        chunks.append(np.asarray(fn(speakers, jnp.asarray(padded)))[:, :len(chunk)])
+        key = None if rng is None else jax.random.fold_in(rng, i)
+        chunks.append(np.asarray(fn(speakers, jnp.asarray(padded), key))[:, :len(chunk)])
     return np.concatenate(chunks, axis=1)
 
 
@@ -119,10 +135,10 @@ def add_noise(rng: jax.Array, x: jax.Array, coeff: float) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=("speaker", "listener", "candidates", "noise",
-                                             "speaker_chunk"))
+                                             "speaker_chunk", "sample_words"))
 def play_batch(speaker: agents.Speaker, listener: agents.Listener, speakers: Any, listeners: Any,
                x: jax.Array, rng: jax.Array, *, candidates: tuple[int, ...], noise: float,
-               speaker_chunk: int) -> dict[str, jax.Array]:
+               speaker_chunk: int, sample_words: bool = False) -> dict[str, jax.Array]:
     """Successes of every pair and every speaker's vote on one batch, clean and noisy.
 
     Args:
@@ -130,6 +146,7 @@ def play_batch(speaker: agents.Speaker, listener: agents.Listener, speakers: Any
       x: (B, D) batch, B = max(candidates).
       rng: key of this batch (distractors and noise).
       candidates: the |C| values (static), each in [2, B].
+      sample_words: sampled messages (the reference code) instead of greedy ones.
     Returns:
       {"accuracy", "accuracy_noisy"}: (K, Ps, Pl) success counts over the B targets;
       {"accuracy_vote", "accuracy_vote_noisy"}: (K, Ps) success counts.
@@ -140,8 +157,12 @@ def play_batch(speaker: agents.Speaker, listener: agents.Listener, speakers: Any
              for c, k in zip(candidates, jax.random.split(k_cand, len(candidates)))]
     labels = [jnp.arange(b) if i is None else jnp.zeros((b,), jnp.int32) for i in index]
 
+    word_keys = (jax.random.split(jax.random.fold_in(rng, 1), num_agents(speakers))
+                 if sample_words else None)
+
     def counts(x_speaker: jax.Array, x_candidates: jax.Array) -> tuple[jax.Array, jax.Array]:
-        msgs = jax.vmap(speaker.greedy, (0, None))(speakers, x_speaker)  # (Ps, B, T)
+        msgs = jax.vmap(lambda p, k: game.messages(speaker, p, x_speaker, k),
+                        (0, None if word_keys is None else 0))(speakers, word_keys)  # (Ps, B, T)
         targets = jax.vmap(listener.encode_candidates, (0, None))(listeners, x_candidates)
 
         def one_speaker(message: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -169,14 +190,15 @@ def play_batch(speaker: agents.Speaker, listener: agents.Listener, speakers: Any
 
 
 def evaluate_split(speaker: agents.Speaker, listener: agents.Listener, speakers: Any,
-                   listeners: Any, logits: np.ndarray, settings: Mapping[str, Any]
-                   ) -> tuple[list[int], dict[str, np.ndarray]]:
+                   listeners: Any, logits: np.ndarray, settings: Mapping[str, Any],
+                   sample_words: bool = False) -> tuple[list[int], dict[str, np.ndarray]]:
     """Accuracies of P x P pairs and votes on one split, averaged over the reshuffled epochs.
 
     Args:
       speakers, listeners: params stacked on leading axes of sizes Ps, Pl.
       logits: (N, D) inputs of the split.
       settings: resolved evaluation settings (see DEFAULTS).
+      sample_words: sampled messages (`loss.reference_sampling`) instead of greedy ones.
     Returns:
       (the |C| values used, {"accuracy", "accuracy_noisy": (K, Ps, Pl),
       "accuracy_vote", "accuracy_vote_noisy": (K, Ps)}) mean successes in [0, 1].
@@ -200,7 +222,7 @@ def evaluate_split(speaker: agents.Speaker, listener: agents.Listener, speakers:
             out = play_batch(speaker, listener, speakers, listeners, x,
                              jax.random.fold_in(jax.random.fold_in(key, epoch), b),
                              candidates=tuple(candidates), noise=float(settings["noise"]),
-                             speaker_chunk=chunk)
+                             speaker_chunk=chunk, sample_words=sample_words)
             for name, value in out.items():
                 totals[name] = totals.get(name, 0) + np.asarray(value, dtype=np.float64)
             games += batch
@@ -284,6 +306,7 @@ def run(checkpoint: Any, data_dir: str | os.PathLike, settings: Mapping[str, Any
         logits = data.load_split(target_dir, split).logits
         log.info("evaluating %d x %d pairs on %s/%s (%d examples)", num_agents(speakers),
                  num_agents(listeners), target_dir, split, len(logits))
-        candidates, acc = evaluate_split(speaker, listener, speakers, listeners, logits, settings)
+        candidates, acc = evaluate_split(speaker, listener, speakers, listeners, logits, settings,
+                                         sampled_words(cfg))
         rows += split_rows(split, candidates, acc, ckpt.step, eval_dataset)
     return tidy.frame(rows)

@@ -357,6 +357,8 @@ def run(checkpoint: Any, data_dir: Any, settings: Mapping[str, Any] | None = Non
       P = min(N, max_agents)) and their mean (speaker -1); `edit_distance_speakers` (speaker -1)
       when P >= 2. Every speaker is measured on the same subsample.
     """
+    import jax
+
     from emcom import agents, data, evaluate, tidy  # the stage needs JAX; the metrics do not
 
     settings = evaluate.resolve_settings(settings, RUN_DEFAULTS, "language")
@@ -370,10 +372,12 @@ def run(checkpoint: Any, data_dir: Any, settings: Mapping[str, Any] | None = Non
         rng = np.random.default_rng(int(settings["seed"]))
         rows_index = np.sort(rng.choice(len(split), size=int(max_messages), replace=False))
     logits = np.asarray(split.logits[rows_index])
-    log.info("greedy messages of %d speakers on %d %s examples", count, len(rows_index),
-             settings["split"])
-    messages = evaluate.greedy_messages(agents.make_speaker(ckpt.config), speakers, logits,
-                                        int(settings["batch_size"]))  # (P, N, T)
+    sampled = evaluate.sampled_words(ckpt.config)
+    log.info("%s messages of %d speakers on %d %s examples", "sampled" if sampled else "greedy",
+             count, len(rows_index), settings["split"])
+    messages = evaluate.speaker_messages(
+        agents.make_speaker(ckpt.config), speakers, logits, int(settings["batch_size"]),
+        jax.random.PRNGKey(int(settings["seed"])) if sampled else None)  # (P, N, T)
     attributes = None
     if split.attributes is not None:
         attributes = one_hot_attributes(split.attributes[rows_index], split.attribute_names)

@@ -1,11 +1,8 @@
-"""Populations as stacked parameter trees: init, grouped per-agent Adam updates, imitation, reset.
+"""Populations as stacked parameter trees: state, init, imitation, reset.
 
 N speakers and L listeners; every leaf of `speakers`, `targets` and `speaker_opt` has a leading
-axis N, every leaf of `listeners` and `listener_opt` a leading axis L. One step trains S pairs
-drawn with replacement. An agent drawn k > 1 times in a step gets ONE Adam update with the mean
-of its k gradients (a segment sum over the draws divided by k), i.e. the gradient of its mean
-loss over its k games; agents not drawn keep their parameters, optimiser state and EMA target
-bit for bit. This is deterministic and independent of the order of the draws.
+axis N, every leaf of `listeners` and `listener_opt` a leading axis L. How the S pairs drawn in a
+step update their agents (`population.update`) is `emcom.interaction`.
 """
 
 from __future__ import annotations
@@ -31,13 +28,21 @@ class TrainState(NamedTuple):
     speaker_opt: PyTree      # (N, ...) Adam states
     listeners: PyTree        # (L, ...) listener params
     listener_opt: PyTree     # (L, ...) Adam states
-    scores: jax.Array        # (N,) EMA of each speaker's training accuracy (imitation teacher)
+    scores: jax.Array        # (N,) each speaker's training accuracy score (imitation teacher)
+    score_counts: jax.Array  # (N,) float32 updates folded into `scores` since init or reset
 
 
 def make_optimizer(cfg: dict) -> optax.GradientTransformation:
     """Adam with the config's hyper-parameters (one state per agent)."""
     o = cfg["optimizer"]
     return optax.adam(o["learning_rate"], b1=o["b1"], b2=o["b2"], eps=o["eps"])
+
+
+def adam_step(optimizer: optax.GradientTransformation, params: PyTree, opt_state: PyTree,
+              grads: PyTree) -> tuple[PyTree, PyTree]:
+    """One optimiser step of one agent."""
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
 
 
 def _dummy_inputs(cfg: dict, logit_dim: int) -> tuple[jax.Array, jax.Array]:
@@ -58,24 +63,42 @@ def init_listeners(cfg: dict, listener: Listener, rng: jax.Array, n: int,
     return jax.vmap(listener.init, (0, None, None))(jax.random.split(rng, n), m, x)
 
 
+def init_targets(cfg: dict, speaker: Speaker, rng: jax.Array, speakers: PyTree,
+                 logit_dim: int) -> PyTree:
+    """EMA targets of fresh speakers: a copy of them, or (`speaker.target_init: independent`, the
+    reference code's agent.py) a random init of their own."""
+    if cfg["speaker"]["target_init"] == "copy":
+        return jax.tree_util.tree_map(jnp.copy, speakers)
+    n = jax.tree_util.tree_leaves(speakers)[0].shape[0]
+    return init_speakers(cfg, speaker, rng, n, logit_dim)
+
+
 def init_state(cfg: dict, speaker: Speaker, listener: Listener, logit_dim: int) -> TrainState:
     """The state at step 0 of the config's population, from `cfg['seed']`."""
     p = cfg["population"]
     optimizer = make_optimizer(cfg)
-    rng, ks, kl = jax.random.split(jax.random.PRNGKey(cfg["seed"]), 3)
+    rng, ks, kl, kt = jax.random.split(jax.random.PRNGKey(cfg["seed"]), 4)
     speakers = init_speakers(cfg, speaker, ks, p["num_speakers"], logit_dim)
     listeners = init_listeners(cfg, listener, kl, p["num_listeners"], logit_dim)
+    def zeros():  # one buffer each: the jitted update donates the state
+        return jnp.zeros((p["num_speakers"],), jnp.float32)
+
     return TrainState(
         step=jnp.zeros((), jnp.int32), rng=rng, speakers=speakers,
-        targets=jax.tree_util.tree_map(jnp.copy, speakers),
+        targets=init_targets(cfg, speaker, kt, speakers, logit_dim),
         speaker_opt=jax.vmap(optimizer.init)(speakers), listeners=listeners,
-        listener_opt=jax.vmap(optimizer.init)(listeners),
-        scores=jnp.zeros((p["num_speakers"],), jnp.float32))
+        listener_opt=jax.vmap(optimizer.init)(listeners), scores=zeros(), score_counts=zeros())
 
 
 def gather(tree: PyTree, idx: jax.Array) -> PyTree:
-    """Agents idx (S,) of a stacked tree -> a stacked tree with leading axis S."""
+    """Agents idx (S,) of a stacked tree -> a stacked tree with leading axis S (or one agent for
+    a scalar idx)."""
     return jax.tree_util.tree_map(lambda a: a[idx], tree)
+
+
+def scatter(tree: PyTree, idx: jax.Array, new: PyTree) -> PyTree:
+    """`tree` with agents idx replaced by `new` (idx distinct, or a scalar)."""
+    return jax.tree_util.tree_map(lambda a, b: a.at[idx].set(b), tree, new)
 
 
 def sample_pairs(rng: jax.Array, num_speakers: int, num_listeners: int,
@@ -86,101 +109,80 @@ def sample_pairs(rng: jax.Array, num_speakers: int, num_listeners: int,
             jax.random.randint(kl, (num_pairs,), 0, num_listeners, jnp.int32))
 
 
-def _where(mask: jax.Array, new: PyTree, old: PyTree) -> PyTree:
-    """Per agent: new where mask (n,) else old, for stacked trees."""
-    def pick(a, b):
-        return jnp.where(mask.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)
-    return jax.tree_util.tree_map(pick, new, old)
+def ema(target: PyTree, params: PyTree, decay: float) -> PyTree:
+    """target <- decay * target + (1 - decay) * params (the reference code's convention of the
+    paper's eta, paper.md §7)."""
+    return jax.tree_util.tree_map(lambda t, p: decay * t + (1.0 - decay) * p, target, params)
 
 
-def grouped_update(optimizer: optax.GradientTransformation, params: PyTree, opt_state: PyTree,
-                   grads: PyTree, idx: jax.Array) -> tuple[PyTree, PyTree, jax.Array]:
-    """One Adam step per drawn agent with the mean of its draws' gradients.
+def update_score(cfg: dict, score: jax.Array, count: jax.Array,
+                 accuracy: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """A speaker's teacher score after one more update with batch accuracy `accuracy`.
 
-    Args:
-      params, opt_state: stacked trees, leading axis n (agents).
-      grads: stacked tree, leading axis S (one gradient per draw).
-      idx: (S,) agent of each draw.
-
-    Returns:
-      new params, new optimiser state (undrawn agents unchanged), counts (n,) draws per agent.
+    `imitation.score`: "ema", the paper's sigma <- mu sigma + (1 - mu) acc; "cumulative_mean",
+    the reference code's mean of every batch accuracy since init (lewis_experiment.py).
     """
-    n = jax.tree_util.tree_leaves(params)[0].shape[0]
-    counts = jax.ops.segment_sum(jnp.ones_like(idx, jnp.float32), idx, num_segments=n)
-    scale = 1.0 / jnp.maximum(counts, 1.0)
-
-    def mean_grad(g):
-        s = jax.ops.segment_sum(g, idx, num_segments=n)
-        return s * scale.reshape((-1,) + (1,) * (s.ndim - 1))
-
-    grads = jax.tree_util.tree_map(mean_grad, grads)
-
-    def adam(p, o, g):
-        updates, o = optimizer.update(g, o, p)
-        return optax.apply_updates(p, updates), o
-
-    new_params, new_opt = jax.vmap(adam)(params, opt_state, grads)
-    drawn = counts > 0
-    return _where(drawn, new_params, params), _where(drawn, new_opt, opt_state), counts
+    if cfg["imitation"]["score"] == "ema":
+        mu = cfg["imitation"]["ema"]
+        return mu * score + (1 - mu) * accuracy, count + 1
+    return (count * score + accuracy) / (count + 1), count + 1
 
 
-def ema_update(targets: PyTree, params: PyTree, decay: float, mask: jax.Array) -> PyTree:
-    """target <- decay * target + (1 - decay) * params for the agents in mask (n,) (reference
-    code's convention of the paper's eta, paper.md §7)."""
-    new = jax.tree_util.tree_map(lambda t, p: decay * t + (1.0 - decay) * p, targets, params)
-    return _where(mask, new, targets)
+def choose_imitation(cfg: dict, scores: jax.Array, rng: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(teacher (), students (K,)): K = `imitation.students` students and one teacher drawn
+    without replacement, the teacher the best / worst by score or a random one of the K + 1.
+    With N = 1 the single speaker is its own teacher (self-imitation)."""
+    n = scores.shape[0]
+    if n == 1:
+        return jnp.zeros((), jnp.int32), jnp.zeros((1,), jnp.int32)
+    k = cfg["imitation"]["students"]
+    chosen = jax.random.choice(rng, n, (k + 1,), replace=False).astype(jnp.int32)
+    mode = cfg["imitation"]["teacher"]
+    if mode == "best":
+        pos = jnp.argmax(scores[chosen])
+    elif mode == "worst":
+        pos = jnp.argmin(scores[chosen])
+    else:  # the draw is already uniform
+        pos = jnp.zeros((), jnp.int32)
+    # Stable sort puts the K non-teacher positions first, in draw order.
+    return chosen[pos], chosen[jnp.argsort(jnp.arange(k + 1) == pos, stable=True)[:k]]
 
 
 def imitation_step(cfg: dict, speaker: Speaker, optimizer: optax.GradientTransformation,
                    state: TrainState, x: jax.Array, rng: jax.Array) -> tuple[TrainState, jax.Array]:
     """Students imitate a teacher's messages on batch x (B, D); returns (state, mean loss ()).
 
-    K = `imitation.students` students and one teacher are drawn without replacement; the teacher
-    is the best / worst (by the EMA accuracy `state.scores`) or a random one of the K + 1. With
-    N = 1 the single speaker imitates its own greedy messages (self-imitation). Students take one
-    Adam step on the cross-entropy to the teacher's greedy words (sampled words with
-    `loss.reference_sampling`); their EMA targets are left to the interaction steps.
+    The teacher speaks greedily (sampled words with `loss.reference_sampling`). Each student
+    takes one Adam step (its own optimiser state, shared with its game updates) on the
+    cross-entropy to the teacher's words at its own states: `imitation.student: free` (the
+    reference code) runs the student on its own sampled words, `forced` teacher-forces it on the
+    teacher's. EMA targets and scores are left to the interaction steps.
     """
-    n = cfg["population"]["num_speakers"]
-    k = 1 if n == 1 else cfg["imitation"]["students"]
-    choose_key, word_key = jax.random.split(rng)
-    if n == 1:
-        teacher = jnp.zeros((), jnp.int32)
-        students = jnp.zeros((1,), jnp.int32)
-    else:
-        chosen = jax.random.choice(choose_key, n, (k + 1,), replace=False).astype(jnp.int32)
-        mode = cfg["imitation"]["teacher"]
-        if mode == "best":
-            pos = jnp.argmax(state.scores[chosen])
-        elif mode == "worst":
-            pos = jnp.argmin(state.scores[chosen])
-        else:  # the draw is already uniform
-            pos = jnp.zeros((), jnp.int32)
-        teacher = chosen[pos]
-        # Stable sort puts the K non-teacher positions first, in draw order.
-        students = chosen[jnp.argsort(jnp.arange(k + 1) == pos, stable=True)[:k]]
+    choose_key, teacher_key, student_key = jax.random.split(rng, 3)
+    teacher, students = choose_imitation(cfg, state.scores, choose_key)
     teacher_params = gather(state.speakers, teacher)
     if cfg["loss"]["reference_sampling"]:
-        words = speaker.sample(teacher_params, word_key, x)[0]
+        words = speaker.sample(teacher_params, teacher_key, x)[0]
     else:
         words = speaker.greedy(teacher_params, x)
     words = jax.lax.stop_gradient(words)
+    free = cfg["imitation"]["student"] == "free"
 
-    def student_update(p, o):
+    def student_update(p, o, key):
         def loss_fn(p):
-            return imitation_loss(speaker.teacher_force(p, x, words)[0], words,
-                                  cfg["imitation"]["reduction"])
+            if free:
+                logits = speaker.rollout(p, key, x).logits
+            else:
+                logits = speaker.teacher_force(p, x, words)[0]
+            return imitation_loss(logits, words, cfg["loss"]["time_reduction"])
         loss, g = jax.value_and_grad(loss_fn)(p)
-        updates, o = optimizer.update(g, o, p)
-        return optax.apply_updates(p, updates), o, loss
+        return (*adam_step(optimizer, p, o, g), loss)
 
     new_p, new_o, losses = jax.vmap(student_update)(
-        gather(state.speakers, students), gather(state.speaker_opt, students))
-    # Students are distinct, so a scatter writes each exactly once.
-    scatter = lambda tree, new: jax.tree_util.tree_map(  # noqa: E731
-        lambda a, b: a.at[students].set(b), tree, new)
-    return state._replace(speakers=scatter(state.speakers, new_p),
-                          speaker_opt=scatter(state.speaker_opt, new_o)), losses.mean()
+        gather(state.speakers, students), gather(state.speaker_opt, students),
+        jax.random.split(student_key, students.shape[0]))
+    return state._replace(speakers=scatter(state.speakers, students, new_p),
+                          speaker_opt=scatter(state.speaker_opt, students, new_o)), losses.mean()
 
 
 def reset_agents(cfg: dict, speaker: Speaker, listener: Listener,
@@ -191,26 +193,24 @@ def reset_agents(cfg: dict, speaker: Speaker, listener: Listener,
     `reset.target`: "listener" (paper App. B.4, after Li & Bowling 2019: "1 pair + reset" resets
     the only listener, "N pairs + reset" one randomly chosen listener), "speaker" or "pair" (the
     reference code's default: one random speaker and one random listener). A reset speaker also
-    gets a fresh EMA target (= its new params) and score 0.
+    gets a fresh EMA target (`speaker.target_init`) and a fresh score.
     """
     target = cfg["reset"]["target"]
-    ks, kl, js, jl = jax.random.split(rng, 4)
-
-    def replace(tree: PyTree, j: jax.Array, fresh: PyTree) -> PyTree:
-        return jax.tree_util.tree_map(lambda a, b: a.at[j].set(b[0]), tree, fresh)
+    ks, kl, kt, js, jl = jax.random.split(rng, 5)
+    one = lambda tree: gather(tree, 0)  # noqa: E731  (the single agent of a stack of 1)
 
     if target in ("speaker", "pair"):
         j = jax.random.randint(js, (), 0, cfg["population"]["num_speakers"])
         sp = init_speakers(cfg, speaker, ks, 1, logit_dim)
-        state = state._replace(speakers=replace(state.speakers, j, sp),
-                               targets=replace(state.targets, j, sp),
-                               speaker_opt=replace(state.speaker_opt, j,
-                                                   jax.vmap(optimizer.init)(sp)),
-                               scores=state.scores.at[j].set(0.0))
+        state = state._replace(
+            speakers=scatter(state.speakers, j, one(sp)),
+            targets=scatter(state.targets, j, one(init_targets(cfg, speaker, kt, sp, logit_dim))),
+            speaker_opt=scatter(state.speaker_opt, j, one(jax.vmap(optimizer.init)(sp))),
+            scores=state.scores.at[j].set(0.0), score_counts=state.score_counts.at[j].set(0.0))
     if target in ("listener", "pair"):
         j = jax.random.randint(jl, (), 0, cfg["population"]["num_listeners"])
         li = init_listeners(cfg, listener, kl, 1, logit_dim)
-        state = state._replace(listeners=replace(state.listeners, j, li),
-                               listener_opt=replace(state.listener_opt, j,
-                                                    jax.vmap(optimizer.init)(li)))
+        state = state._replace(
+            listeners=scatter(state.listeners, j, one(li)),
+            listener_opt=scatter(state.listener_opt, j, one(jax.vmap(optimizer.init)(li))))
     return state

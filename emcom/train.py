@@ -26,82 +26,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from emcom import agents, checkpoint, config as config_lib, game, parallel, population, tidy
-from emcom.losses import make_pair_loss
+from emcom.step import StepMetrics, make_step
 from emcom.provenance import atomic_path, write_provenance
 
 log = logging.getLogger(__name__)
 
 MAX_EVAL_AGENTS = 10  # P = min(N, 10) (paper Table 3)
 EVAL_SPLITS = ("valid", "test")
-TRAIN_METRICS = ("train_accuracy", "speaker_loss", "listener_loss", "entropy", "kl",
-                 "imitation_loss")
-
-
-class StepMetrics(NamedTuple):
-    """Per-step means over the S pairs; imitation_loss is NaN on steps without imitation."""
-    train_accuracy: jax.Array
-    speaker_loss: jax.Array
-    listener_loss: jax.Array
-    entropy: jax.Array
-    kl: jax.Array
-    imitation_loss: jax.Array
-
-
-def make_step(cfg: dict, speaker: agents.Speaker, listener: agents.Listener,
-              logit_dim: int) -> Callable:
-    """`step(state, x (B, D)) -> (state, StepMetrics)`: one population step of a resolved config.
-
-    S pairs drawn with replacement play on the same batch and are differentiated in one `vmap`;
-    each drawn agent takes one Adam step with the mean gradient of its draws (see
-    `emcom.population`); then imitation every `imitation.every` steps and reset every
-    `reset.every` steps (counted after the step, so step M is the first imitation step).
-    """
-    optimizer = population.make_optimizer(cfg)
-    pop = cfg["population"]
-    n_s, n_l = pop["num_speakers"], pop["num_listeners"]
-    n_pairs = config_lib.pairs_per_step(cfg)
-    pair_grad = jax.vmap(
-        jax.grad(make_pair_loss(cfg, speaker, listener, config_lib.num_candidates(cfg)),
-                 argnums=(0, 1), has_aux=True),
-        in_axes=(0, 0, 0, None, 0))
-    kl_ema, mu = cfg["loss"]["kl_ema"], cfg["imitation"]["ema"]
-    imitation_every, reset_every = cfg["imitation"]["every"], cfg["reset"]["every"]
-
-    def step(state: population.TrainState, x: jax.Array):
-        rng, pair_key, play_key, imitation_key, reset_key = jax.random.split(state.rng, 5)
-        s_idx, l_idx = population.sample_pairs(pair_key, n_s, n_l, n_pairs)
-        (g_s, g_l), m = pair_grad(
-            population.gather(state.speakers, s_idx), population.gather(state.listeners, l_idx),
-            population.gather(state.targets, s_idx), x, jax.random.split(play_key, n_pairs))
-        speakers, speaker_opt, counts = population.grouped_update(
-            optimizer, state.speakers, state.speaker_opt, g_s, s_idx)
-        listeners, listener_opt, _ = population.grouped_update(
-            optimizer, state.listeners, state.listener_opt, g_l, l_idx)
-        drawn = counts > 0
-        acc = jax.ops.segment_sum(m.accuracy, s_idx, num_segments=n_s) / jnp.maximum(counts, 1)
-        state = population.TrainState(
-            step=state.step + 1, rng=rng, speakers=speakers,
-            targets=population.ema_update(state.targets, speakers, kl_ema, drawn),
-            speaker_opt=speaker_opt, listeners=listeners, listener_opt=listener_opt,
-            scores=jnp.where(drawn, mu * state.scores + (1 - mu) * acc, state.scores))
-        imitation_loss = jnp.full((), jnp.nan, jnp.float32)
-        if imitation_every:
-            state, imitation_loss = jax.lax.cond(
-                state.step % imitation_every == 0,
-                lambda s: population.imitation_step(cfg, speaker, optimizer, s, x, imitation_key),
-                lambda s: (s, imitation_loss), state)
-        if reset_every:
-            state = jax.lax.cond(
-                state.step % reset_every == 0,
-                lambda s: population.reset_agents(cfg, speaker, listener, optimizer, s, reset_key,
-                                                  logit_dim),
-                lambda s: s, state)
-        return state, StepMetrics(
-            train_accuracy=m.accuracy.mean(), speaker_loss=m.speaker_loss.mean(),
-            listener_loss=m.listener_loss.mean(), entropy=m.entropy.mean(), kl=m.kl.mean(),
-            imitation_loss=imitation_loss)
-
-    return step
+TRAIN_METRICS = StepMetrics._fields
 
 
 def make_update(cfg: dict, speaker: agents.Speaker, listener: agents.Listener, logit_dim: int,

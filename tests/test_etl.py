@@ -102,3 +102,39 @@ def test_run_without_attributes_and_bad_settings(tmp_path, tiny_ckpt):
         etl.run(ckpt, data_dir, {"steps": 0})
     with pytest.raises(ValueError, match="etl.stepz"):
         etl.run(ckpt, data_dir, {"stepz": 3})
+
+
+def test_measure_on_train_scores_a_fresh_training_batch(tmp_path, tiny_ckpt):
+    """`measure_on: train` (the reference code's ETL accuracy) measures batches of the train
+    split: rows say so, and with a batch of 16 every value is a multiple of 1/16."""
+    data_dir = tiny_dataset(tmp_path)
+    settings = {"steps": 4, "eval_every": 2, "steps_per_call": 2, "listeners": 1,
+                "max_speakers": 1, "batch_size": 16, "tasks": ["classification"],
+                "measure_on": "train"}
+    df = etl.run(tiny_ckpt, data_dir, settings)
+    assert set(df.split) == {"train"} and set(df.step) == {0, 2, 4}
+    acc = df[df.metric == "etl_classification"].value.to_numpy()
+    np.testing.assert_allclose(acc * 16, np.round(acc * 16), atol=1e-4)
+    held_out = etl.run(tiny_ckpt, data_dir, {**settings, "measure_on": "test"})
+    assert set(held_out.split) == {"test"}
+    with pytest.raises(ValueError, match="etl.measure_on"):
+        etl.run(tiny_ckpt, data_dir, {**settings, "measure_on": "valid"})
+
+
+def test_reference_sampling_makes_etl_languages_sampled(tmp_path):
+    """With `loss.reference_sampling` the frozen speakers' messages are sampled, as the reference
+    code's speaker always samples: a fresh (high-entropy) speaker then says different words
+    for equal inputs, where greedy messages are a function of the input."""
+    from emcom import agents, evaluate
+    import jax
+
+    ckpt = evaluate.as_checkpoint(tiny_checkpoint(tmp_path / "s.npz",
+                                                  loss={"reference_sampling": True}))
+    speaker = agents.make_speaker(ckpt.config)
+    x = np.repeat(np.random.default_rng(0).normal(size=(1, 8)).astype(np.float32), 64, axis=0)
+    greedy = evaluate.speaker_messages(speaker, ckpt.speakers, x)
+    sampled = evaluate.speaker_messages(speaker, ckpt.speakers, x, rng=jax.random.PRNGKey(0))
+    assert greedy.shape == sampled.shape == (3, 64, 4)
+    assert all(len(np.unique(greedy[s], axis=0)) == 1 for s in range(3))
+    assert all(len(np.unique(sampled[s], axis=0)) > 1 for s in range(3))
+    assert evaluate.sampled_words(ckpt.config)

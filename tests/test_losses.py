@@ -29,8 +29,9 @@ def inputs(seed=0):
     return logits, target, values, q, words, reward
 
 
-def np_speaker(logits, target, values, q, words, reward, kind, alpha, beta):
-    """Loss and analytic gradients wrt logits, values, q (NumPy, float64)."""
+def np_speaker(logits, target, values, q, words, reward, kind, alpha, beta, time_reduction):
+    """Loss and analytic gradients wrt logits, values, q (NumPy, float64). Every term is summed
+    over T, then divided by T for "mean" (the reference code's losses/speakers.py)."""
     logits, target, values, q = (a.astype(np.float64) for a in (logits, target, values, q))
     lp = np_log_softmax(logits)
     p = np.exp(lp)
@@ -46,31 +47,34 @@ def np_speaker(logits, target, values, q, words, reward, kind, alpha, beta):
     policy = -(adv * lp_w).sum(1)
     negent_t = (p * lp).sum(-1)                     # (B, T)
     kl_t = (p * (lp - lpt)).sum(-1)                 # (B, T)
-    loss = (value_loss + policy + alpha * negent_t.sum(1) + beta * kl_t.sum(1)).mean()
+    n = T if time_reduction == "mean" else 1
+    loss = (value_loss + policy + alpha * negent_t.sum(1) + beta * kl_t.sum(1)).mean() / n
     # Gradients of the batch mean.
     d_logits = (-adv[..., None] * (onehot - p)
                 + alpha * p * (lp - negent_t[..., None])
-                + beta * p * ((lp - lpt) - kl_t[..., None])) / B
-    d_values = -2 * (r - values) / B
+                + beta * p * ((lp - lpt) - kl_t[..., None])) / (B * n)
+    d_values = -2 * (r - values) / (B * n)
     d_q = np.zeros_like(q)
     if kind == "policy_gradient":
-        d_q = (-2 * (r - q_w))[..., None] * onehot / B
-    return loss, d_logits, d_values, d_q, -negent_t.sum(1).mean(), kl_t.sum(1).mean()
+        d_q = (-2 * (r - q_w))[..., None] * onehot / (B * n)
+    return loss, d_logits, d_values, d_q, -negent_t.sum(1).mean() / n, kl_t.sum(1).mean() / n
 
 
+@pytest.mark.parametrize("time_reduction", ["mean", "sum"])
 @pytest.mark.parametrize("kind", ["reinforce", "policy_gradient"])
-def test_speaker_loss_and_gradients_match_numpy(kind):
+def test_speaker_loss_and_gradients_match_numpy(kind, time_reduction):
     logits, target, values, q, words, reward = inputs()
     alpha, beta = 0.3, 0.7
 
     def f(lg, v, qq):
         r = agents.Rollout(message=jnp.asarray(words), logits=lg, values=v, q_values=qq)
         return losses.speaker_loss(r, jnp.asarray(target), jnp.asarray(reward), kind=kind,
-                                   entropy_coef=alpha, kl_coef=beta)
+                                   entropy_coef=alpha, kl_coef=beta,
+                                   time_reduction=time_reduction)
 
     out = f(logits, values, q)
     grads = jax.grad(lambda *a: f(*a).loss, argnums=(0, 1, 2))(logits, values, q)
-    ref = np_speaker(logits, target, values, q, words, reward, kind, alpha, beta)
+    ref = np_speaker(logits, target, values, q, words, reward, kind, alpha, beta, time_reduction)
     np.testing.assert_allclose(out.loss, ref[0], rtol=1e-5, atol=1e-6)
     for g, r in zip(grads, ref[1:4]):
         np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-6)
@@ -103,12 +107,13 @@ def test_imitation_loss_and_gradient_match_numpy():
     onehot = np.eye(V)[words]
     ref = -(lp * onehot).sum((1, 2)).mean()
     ref_grad = (np.exp(lp) - onehot) / B
-    np.testing.assert_allclose(losses.imitation_loss(logits, words), ref, rtol=1e-6)
-    np.testing.assert_allclose(jax.grad(losses.imitation_loss)(logits, words), ref_grad, atol=1e-6)
-    # reduction="mean" (the reference code): averaged over T as well as B.
-    mean = functools.partial(losses.imitation_loss, reduction="mean")
-    np.testing.assert_allclose(mean(logits, words), ref / T, rtol=1e-6)
-    np.testing.assert_allclose(jax.grad(mean)(logits, words), ref_grad / T, atol=1e-6)
+    total = functools.partial(losses.imitation_loss, time_reduction="sum")
+    np.testing.assert_allclose(total(logits, words), ref, rtol=1e-6)
+    np.testing.assert_allclose(jax.grad(total)(logits, words), ref_grad, atol=1e-6)
+    # "mean" (the reference code, the default): averaged over T as well as B.
+    np.testing.assert_allclose(losses.imitation_loss(logits, words), ref / T, rtol=1e-6)
+    np.testing.assert_allclose(jax.grad(losses.imitation_loss)(logits, words), ref_grad / T,
+                               atol=1e-6)
 
 
 def test_cosine_scores_and_gradient_match_numpy():
@@ -172,3 +177,35 @@ def test_accuracy_at_and_ties():
         jax.random.split(jax.random.PRNGKey(0), 200)))
     assert np.all(acc[:, 0] == 1)
     assert 0.35 < acc[:, 1].mean() < 0.65 and 0.35 < acc[:, 2].mean() < 0.65
+
+
+def test_one_speaker_adam_step_at_the_reference_scale():
+    """time_reduction="mean" is the reference's scale: the gradient is the T-summed one over T,
+    and one Adam step from a fresh state is -lr g / (|g| + eps) with that g (hand-computed)."""
+    from emcom import config, population
+
+    cfg = config.resolve({"game": {"vocab_size": V, "message_length": T},
+                          "speaker": {"hidden_size": 6, "embed_dim": 3}})
+    sp = agents.make_speaker(cfg)
+    x = jax.random.normal(jax.random.PRNGKey(0), (B, 7))
+    params = sp.init(jax.random.PRNGKey(1), x)
+    _, target, _, _, words, reward = inputs(5)
+
+    def loss(p, time_reduction):
+        r = sp.teacher_force_full(p, x, jnp.asarray(words))
+        return losses.speaker_loss(r, jnp.asarray(target), jnp.asarray(reward),
+                                   time_reduction=time_reduction).loss
+
+    g_mean = jax.grad(loss)(params, "mean")
+    g_sum = jax.grad(loss)(params, "sum")
+    for a, b in zip(jax.tree_util.tree_leaves(g_mean), jax.tree_util.tree_leaves(g_sum)):
+        np.testing.assert_allclose(a, b / T, rtol=2e-5, atol=1e-9)
+    lr, eps = 1e-4, 1e-8
+    opt = population.make_optimizer(config.resolve(
+        {"optimizer": {"learning_rate": lr, "eps": eps}}))
+    new, _ = population.adam_step(opt, params, opt.init(params), g_mean)
+    for p, g, n in zip(*(jax.tree_util.tree_leaves(t) for t in (params, g_mean, new))):
+        g = np.asarray(g, np.float64)
+        # float32 round-off of Adam's sqrt(g^2) is ~1e-5 of the step lr
+        np.testing.assert_allclose(n, np.asarray(p) - lr * g / (np.abs(g) + eps), rtol=1e-5,
+                                   atol=lr * 1e-5)

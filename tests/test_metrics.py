@@ -151,8 +151,8 @@ def test_language_stage_rows(tmp_path):
     assert image[-1] == pytest.approx((image[0] + image[1]) / 2)
     # The rows are the library functions applied to the speakers' greedy test messages.
     split = data.load_split(data_dir, "test")
-    messages = evaluate.greedy_messages(agents.make_speaker(ckpt.config),
-                                        evaluate.first_agents(ckpt.speakers, 2), split.logits)
+    messages = evaluate.speaker_messages(agents.make_speaker(ckpt.config),
+                                         evaluate.first_agents(ckpt.speakers, 2), split.logits)
     assert image[1] == pytest.approx(metrics.topographic_similarity(messages[1], split.logits))
     attributes = df[(df.metric == "topsim_attributes") & (df.speaker == 0)].value.item()
     assert attributes == pytest.approx(metrics.topographic_similarity(

@@ -1,12 +1,13 @@
-"""Stacked populations: grouped Adam updates, imitation, reset, a 10-pair run with imitation."""
+"""Stacked populations: imitation, reset, a 10-pair run with imitation."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pandas as pd
+import pytest
 
-from emcom import agents, config, losses, population, train
+from emcom import agents, config, losses, population, step as step_lib, train
 
 D = 12
 
@@ -30,27 +31,10 @@ def leaves(t):
     return [np.asarray(a) for a in jax.tree_util.tree_leaves(t)]
 
 
-def test_agent_drawn_twice_gets_one_adam_step_with_mean_gradient():
-    opt = optax.adam(0.1)
-    params = {"w": jnp.arange(12.0).reshape(4, 3)}
-    state = jax.vmap(opt.init)(params)
-    idx = jnp.array([2, 0, 2])
-    grads = {"w": jnp.array([[1.0, 2, 3], [4, 5, 6], [7, 8, 9]])}
-    new_p, new_o, counts = population.grouped_update(opt, params, state, grads, idx)
-    np.testing.assert_array_equal(counts, [1, 0, 2, 0])
-    for agent, g in ((0, grads["w"][1]), (2, (grads["w"][0] + grads["w"][2]) / 2)):
-        u, o = opt.update({"w": g}, opt.init({"w": params["w"][agent]}))
-        np.testing.assert_allclose(new_p["w"][agent], params["w"][agent] + u["w"], rtol=1e-6)
-        np.testing.assert_allclose(new_o[0].mu["w"][agent], o[0].mu["w"], rtol=1e-6)
-    for agent in (1, 3):  # not drawn: parameters and optimiser state untouched
-        np.testing.assert_array_equal(new_p["w"][agent], params["w"][agent])
-        assert int(new_o[0].count[agent]) == 0
-    assert int(new_o[0].count[0]) == 1 and int(new_o[0].count[2]) == 1
-
-
-def test_imitation_moves_students_to_teacher_and_leaves_others():
+@pytest.mark.parametrize("student", ["free", "forced"])
+def test_imitation_moves_students_to_teacher_and_leaves_others(student):
     cfg = cfg_of(population={"num_speakers": 4, "num_listeners": 4},
-                 imitation={"every": 1, "students": 2, "teacher": "best"},
+                 imitation={"every": 1, "students": 2, "teacher": "best", "student": student},
                  optimizer={"learning_rate": 0.05})
     sp, _, state = setup(cfg)
     state = state._replace(scores=jnp.array([0.1, 0.9, 0.2, 0.3]))
@@ -98,12 +82,13 @@ def test_reset_replaces_one_random_listener_with_fresh_params_and_optimiser_stat
     cfg = cfg_of(population={"num_speakers": 3, "num_listeners": 3, "pairs_per_step": 8},
                  reset={"every": 3, "target": "listener"})
     sp, li, state = setup(cfg)
-    step = jax.jit(train.make_step(cfg, sp, li, D))
+    step = jax.jit(step_lib.make_step(cfg, sp, li, D))
     x = jax.random.normal(jax.random.PRNGKey(1), (8, D))
-    for _ in range(2):
+    for _ in range(3):
         state, _ = step(state, x)
     assert np.all(np.asarray(state.listener_opt[0].count) > 0)
-    state, _ = step(state, x)  # step 3: one listener reset after the update
+    # 0-based step 3 (the 4th): one listener reset after the update, as in the reference code
+    state, _ = step(state, x)
     counts = np.asarray(state.listener_opt[0].count)
     reset = np.flatnonzero(counts == 0)
     assert len(reset) == 1, counts  # exactly one listener (paper App. B.4), others keep training
@@ -137,3 +122,25 @@ def test_ten_pair_population_with_imitation_trains():
     w0 = np.asarray(init.speakers["speaker/~/adapter"]["w"])
     w1 = np.asarray(result.state.speakers["speaker/~/adapter"]["w"])
     assert all(not np.array_equal(w0[i], w1[i]) for i in range(10))
+
+
+@pytest.mark.parametrize("target_init", ["independent", "copy"])
+def test_target_init(target_init):
+    """The EMA target starts as a copy of its speaker, or (the reference code) as an independent
+    random init; a reset speaker gets a target of the same kind."""
+    cfg = cfg_of(population={"num_speakers": 2, "num_listeners": 2},
+                 speaker={"target_init": target_init}, reset={"target": "speaker"})
+    sp, li, state = setup(cfg)
+    same = [np.array_equal(a, b) for a, b in zip(leaves(state.speakers), leaves(state.targets))]
+    # (biases start at zero either way: independent inits differ in their weights)
+    assert all(same) if target_init == "copy" else not all(same)
+    opt = population.make_optimizer(cfg)
+    new = population.reset_agents(cfg, sp, li, opt, state, jax.random.PRNGKey(5), D)
+    j = [i for i in range(2) if not np.array_equal(
+        np.asarray(new.speakers["speaker/~/adapter"]["w"][i]),
+        np.asarray(state.speakers["speaker/~/adapter"]["w"][i]))]
+    assert len(j) == 1
+    reset_same = [np.array_equal(a[j[0]], b[j[0]])
+                  for a, b in zip(leaves(new.speakers), leaves(new.targets))]
+    assert all(reset_same) if target_init == "copy" else not all(reset_same)
+    assert float(new.score_counts[j[0]]) == 0.0

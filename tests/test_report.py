@@ -250,11 +250,12 @@ def test_table7_table8_and_transfer(data, tmp_path):
     assert got["Male", f"{DS}: |C| = 64"][:2] == pytest.approx(
         mean_se([truth.etl["c64", s, "etl_attribute/Male"].mean() for s in SEEDS]))
     got = cells(tmp_path / "table8.csv")
-    assert got[DS, "1 pair"][:2] == pytest.approx(
+    assert {r for r, _ in got} == {f"{DS} (test_official)"}  # only the dataset with the split
+    assert got[f"{DS} (test_official)", "1 pair"][:2] == pytest.approx(
         mean_se([truth.acc["pairs1", s, "test_official", 64].mean() for s in SEEDS]))
     valid = [truth.acc["pairs1", s, "valid", 64].mean() for s in SEEDS]
     best = SEEDS[int(np.argmax(valid))]
-    assert got[DS, "best 1 pair"][0] == pytest.approx(
+    assert got[f"{DS} (test_official)", "best 1 pair"][0] == pytest.approx(
         100 * truth.acc["pairs1", best, "test_official", 64].mean())
     got = cells(tmp_path / "transfer.csv")
     row = f"1 pair: {DS} → {OTHER} (|C| = 16)"
@@ -264,6 +265,18 @@ def test_table7_table8_and_transfer(data, tmp_path):
     names = ["source mean", "source std", "transfer mean", "transfer std", "transfer min",
              "transfer max", "runs"]
     assert [got[row, n][0] for n in names] == pytest.approx(expected)
+
+
+def test_table8_names_a_listed_dataset_without_the_split_instead_of_filling_in(data, tmp_path):
+    df, _ = data
+    spec = {**SPEC, "tables": {"table8": {**SPEC["tables"]["table8"],
+                                          "datasets": [OTHER, DS]}}}
+    write_tables(df, spec, tmp_path, ["table8"])
+    got = cells(tmp_path / "table8.csv")
+    assert {r for r, _ in got} == {f"{DS} (test_official)"}
+    text = (tmp_path / "table8.md").read_text()
+    assert f"split test_official of {OTHER}, {DS}" in text
+    assert f"{OTHER}: no evaluation on a test_official split" in text
 
 
 def test_missing_inputs_are_written_as_no_data(data, tmp_path):

@@ -12,6 +12,9 @@ def test_defaults_are_the_papers():
     assert cfg["optimizer"]["learning_rate"] == 1e-4 and cfg["training"]["batch_size"] == 1024
     assert config.pairs_per_step(cfg) == 1 and config.num_candidates(cfg) == 1024
     assert cfg is not config.DEFAULTS and cfg == config.DEFAULTS
+    # the reference code's population semantics and loss scale (docs/training.md)
+    assert cfg["population"]["update"] == "sequential" and cfg["loss"]["time_reduction"] == "mean"
+    assert cfg["imitation"]["student"] == "free" and cfg["imitation"]["score"] == "ema"
 
 
 def test_deep_merge_keeps_other_keys():
@@ -31,6 +34,21 @@ def test_deep_merge_keeps_other_keys():
     ({"population": {"num_speakers": 3}, "imitation": {"every": 1, "students": 3}},
      "imitation.students"),
     ({"training": 5}, "training"),
+    ({"loss": {"time_reduction": "max"}}, "loss.time_reduction"),
+    ({"population": {"update": "parallel"}}, "population.update"),
+    ({"imitation": {"student": "teacher"}}, "imitation.student"),
+    ({"imitation": {"score": "max"}}, "imitation.score"),
+    ({"speaker": {"target_init": "zero"}}, "speaker.target_init"),
+    ({"imitation": {"reduction": "mean"}}, "imitation.reduction"),  # replaced by loss.time_reduction
+    # the last reset at the very end, or within one evaluation interval of it: refused
+    # (resets follow steps kR + 1)
+    ({"reset": {"every": 333}, "training": {"steps": 1000, "eval_every": 500}}, "reset.every"),
+    ({"reset": {"every": 400}, "training": {"steps": 1000, "eval_every": 500}}, "reset.every"),
+    ({"reset": {"every": 249}, "training": {"steps": 1000, "eval_every": 250}}, "reset.every"),
+    ({"reset": {"every": 250}, "training": {"steps": 1000, "eval_every": 250}}, "reset.every"),
+    ({"reset": {"every": 600}, "training": {"steps": 1000, "eval_every": 250}}, None),
+    ({"reset": {"every": 400}, "training": {"steps": 1000, "eval_every": 100}}, None),
+    ({"reset": {"every": 2000}, "training": {"steps": 1000}}, None),  # never resets
 ])
 def test_errors_name_the_dotted_key(over, key):
     if key is None:

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from emcom import agents, config as config_lib, parallel, population, train
+from emcom import agents, config as config_lib, parallel, population, step as step_lib, train
 
 
 def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
@@ -68,7 +68,7 @@ def bench_vectorised(cfg: dict, data: jax.Array, steps: int, steps_per_call: int
         state, m = update(state, data, idx)
     jax.block_until_ready((state, m))
     per_step = (time.perf_counter() - t) / (calls * steps_per_call)
-    step = train.make_step(cfg, speaker, listener, d)
+    step = step_lib.make_step(cfg, speaker, listener, d)
     x = data[:cfg["training"]["batch_size"]]
     flops = _flops(jax.jit(step).lower(state, x).compile())
     return per_step, flops
@@ -80,7 +80,7 @@ def bench_loop(cfg: dict, data: jax.Array, steps: int, pairs: int) -> float:
                                                      "pairs_per_step": 1}})
     speaker, listener = agents.make_speaker(one), agents.make_listener(one)
     d = data.shape[1]
-    step = jax.jit(train.make_step(one, speaker, listener, d), donate_argnums=0)
+    step = jax.jit(step_lib.make_step(one, speaker, listener, d), donate_argnums=0)
     states = [population.init_state(config_lib.resolve({**one, "seed": i}), speaker, listener, d)
               for i in range(pairs)]
     b = cfg["training"]["batch_size"]
