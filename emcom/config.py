@@ -14,7 +14,7 @@ from typing import Any
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "game": {"vocab_size": 20, "message_length": 10, "num_candidates": 1024},  # -1: whole batch
-    "speaker": {"hidden_size": 256, "embed_dim": 10, "target_init": "independent"},
+    "speaker": {"hidden_size": 256, "embed_dim": 10, "target_init": "copy"},
     "listener": {"hidden_size": 512, "embed_dim": 10, "proj_dim": 256, "temperature": 0.5},
     "loss": {
         "speaker": "reinforce", "reward": "success", "entropy_coef": 1.0e-4, "kl_coef": 0.5,
@@ -37,7 +37,7 @@ _CHOICES = {
     "loss.speaker": ("reinforce", "policy_gradient"),
     "loss.reward": ("success", "log_prob"),
     "loss.time_reduction": ("mean", "sum"),
-    "speaker.target_init": ("independent", "copy"),
+    "speaker.target_init": ("copy", "independent"),
     "population.update": ("sequential", "vectorised", "mean_gradient"),
     "imitation.teacher": ("best", "worst", "random"),
     "imitation.score": ("ema", "cumulative_mean"),

@@ -124,7 +124,7 @@ def test_ten_pair_population_with_imitation_trains():
     assert all(not np.array_equal(w0[i], w1[i]) for i in range(10))
 
 
-@pytest.mark.parametrize("target_init", ["independent", "copy"])
+@pytest.mark.parametrize("target_init", ["copy", "independent"])
 def test_target_init(target_init):
     """The EMA target starts as a copy of its speaker, or (the reference code) as an independent
     random init; a reset speaker gets a target of the same kind."""
