@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from emcom.errors import EmcomError
+
 # Paper values (Chaabouni et al. 2022, App. A); see docs/training.md for the choices made.
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
@@ -54,7 +56,7 @@ _NON_NEGATIVE_FLOAT = {"loss.entropy_coef", "loss.kl_coef"}
 _POSITIVE_FLOAT = {"listener.temperature", "optimizer.learning_rate", "optimizer.eps"}
 
 
-class ConfigError(ValueError):
+class ConfigError(EmcomError):
     """A config value is unknown, of the wrong type, or out of range; the message names the key."""
 
 
