@@ -81,6 +81,14 @@ def resolve(overrides: dict | None = None) -> dict:
     return cfg
 
 
+def check_overrides(overrides: dict) -> None:
+    """Checks the keys and value types of a partial block of overrides (one config file's
+    section); rules that relate several keys need the merged config and are left to `resolve`."""
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"config overrides must be a dict, got {type(overrides).__name__}")
+    _merge(copy.deepcopy(DEFAULTS), overrides, DEFAULTS, prefix="")
+
+
 def pairs_per_step(cfg: dict) -> int:
     """S, the number of (speaker, listener) pairs trained per step (default: num_speakers)."""
     s = cfg["population"]["pairs_per_step"]

@@ -29,7 +29,7 @@ from emcom.data.errors import DataError
 from emcom.data.example import parse_example
 from emcom.data.extract import extract_into
 from emcom.data.tfrecord import read_records
-from emcom.provenance import package_versions, write_json, write_provenance
+from emcom.provenance import package_versions, remove_leftovers, write_json, write_provenance
 
 log = logging.getLogger(__name__)
 
@@ -368,6 +368,7 @@ def convert(src: str | os.PathLike, out_dir: str | os.PathLike,
     if not src.exists():
         raise DataError(f"{src}: no such archive or folder")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(out_dir)  # the staging folder of a conversion killed before its rename
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.staging-"))
     try:
         if src.is_dir():
