@@ -71,6 +71,7 @@ for _name, _ds in config.get("datasets", {}).items():
                 splits=[f"data/{_name}/{split}.arrow" for split in _ds["splits"]],
             params:
                 splits=list(_ds["splits"]),
+                limits={k: _ds[k] for k in ("max_members", "max_bytes") if k in _ds},
             log:
                 f"logs/data/convert_{_name}.log",
             benchmark:
