@@ -15,6 +15,7 @@ readable. With `keep_previous` (the training's resume point) the file it replace
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -136,10 +137,20 @@ def _verify(tmp: Path, path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def _read_arrays(file: Path, path: Path) -> dict[str, np.ndarray]:
-    """Every array of the .npz `file` (named `path` in errors), CRCs checked by zipfile."""
+    """Every array of the .npz `file` (named `path` in errors).
+
+    Each member is read whole so that zipfile checks its CRC (np.load reads an array's exact
+    byte count and stops short of the end, where the check happens, so flipped bytes pass it).
+    """
     try:
-        with np.load(file, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+        arrays = {}
+        with zipfile.ZipFile(file) as zf:
+            for name in zf.namelist():
+                if not name.endswith(".npy"):
+                    raise ValueError(f"member {name!r} is not a .npy array")
+                arrays[name[:-4]] = np.lib.format.read_array(io.BytesIO(zf.read(name)),
+                                                             allow_pickle=False)
+        return arrays
     except _DAMAGE as e:
         raise CheckpointError(f"checkpoint {path} is not a readable emcom checkpoint "
                               f"({type(e).__name__}: {e})") from e
