@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from emcom.errors import EmcomError
+
 # Paper values (Chaabouni et al. 2022, App. A); see docs/training.md for the choices made.
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
@@ -59,7 +61,7 @@ _NON_NEGATIVE_FLOAT = {"loss.entropy_coef", "loss.kl_coef"}
 _POSITIVE_FLOAT = {"listener.temperature", "optimizer.learning_rate", "optimizer.eps"}
 
 
-class ConfigError(ValueError):
+class ConfigError(EmcomError):
     """A config value is unknown, of the wrong type, or out of range; the message names the key."""
 
 
@@ -82,6 +84,14 @@ def resolve(overrides: dict | None = None) -> dict:
         _merge(cfg, overrides, DEFAULTS, prefix="")
     _validate(cfg)
     return cfg
+
+
+def check_overrides(overrides: dict) -> None:
+    """Checks the keys and value types of a partial block of overrides (one config file's
+    section); rules that relate several keys need the merged config and are left to `resolve`."""
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"config overrides must be a dict, got {type(overrides).__name__}")
+    _merge(copy.deepcopy(DEFAULTS), overrides, DEFAULTS, prefix="")
 
 
 def pairs_per_step(cfg: dict) -> int:

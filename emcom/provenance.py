@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import importlib.metadata
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -55,6 +57,22 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def remove_leftovers(path: str | os.PathLike) -> list[Path]:
+    """Removes the temporaries (`.<name>.*`: `atomic_path` files, staging, spool and extraction
+    folders) that a writer of `path` killed before its rename left beside it; returns them.
+
+    Only for outputs with a single writer at a time (Snakemake's lock guarantees it for a job's).
+    """
+    path = Path(path)
+    removed = sorted(path.parent.glob(f".{glob.escape(path.name)}.*"))
+    for leftover in removed:
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+    return removed
 
 
 def _umask() -> int:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from emcom import provenance
+from emcom.errors import EmcomError
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class TidyError(ValueError):
+class TidyError(EmcomError):
     """A table that does not follow the tidy schema."""
 
 
@@ -154,7 +155,10 @@ def read_tables(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
     """Concatenates tidy Parquet tables, validating each (the error names the offending file)."""
     frames = []
     for path in paths:
-        df = pd.read_parquet(path)
+        try:
+            df = pd.read_parquet(path)
+        except (OSError, ValueError) as err:  # pyarrow's errors derive from these
+            raise TidyError(f"{path}: unreadable Parquet table: {err}") from err
         try:
             frames.append(validate(df.astype({c: t for c, t in COLUMNS.items() if c in df})))
         except (TidyError, ValueError, TypeError) as err:

@@ -174,8 +174,8 @@ def train(config: dict | None, train_x: np.ndarray, valid_x: np.ndarray | None =
     best_loss, best_step = math.inf, -1
     resume_window: list = []
     latest = out / "latest.npz" if out is not None else None
-    if latest is not None and latest.exists():
-        ckpt = checkpoint.load(latest)
+    ckpt = checkpoint.load_resume(latest) if latest is not None else None
+    if ckpt is not None:
         if ckpt.config != cfg or ckpt.logit_dim != logit_dim:
             raise ValueError(f"{latest} holds a run with another config or input size; use a "
                              "fresh out_dir")
@@ -262,7 +262,7 @@ def train(config: dict | None, train_x: np.ndarray, valid_x: np.ndarray | None =
         if out is not None and (step % t["checkpoint_every"] == 0 or step == t["steps"]):
             checkpoint.save(latest, state, cfg, {
                 "best_valid_loss": best_loss, "best_step": best_step, "data_step": step,
-                "log_window": [w.tolist() for w in window]})
+                "log_window": [w.tolist() for w in window]}, keep_previous=True)
         if callback is not None:
             callback(step, state)
         tick = time.perf_counter()
@@ -282,14 +282,26 @@ def _train_rows(w: np.ndarray, step: int, candidates: int, eval_dataset: str) ->
 
 
 def _read_progress(path: Path | None, upto: int) -> list[dict]:
+    """The logged rows up to step `upto`. A torn last line (the job was killed mid-append) is
+    dropped with a warning; damage anywhere else is a CheckpointError naming file and line."""
     if path is None or not path.exists():
         return []
+    lines = path.read_text(errors="replace").splitlines()
     rows = []
-    for line in path.read_text().splitlines():
-        if line.strip():
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
             row = json.loads(line)
-            if row["step"] <= upto:
-                rows.append(row)
+            keep = row["step"] <= upto
+        except (json.JSONDecodeError, TypeError, KeyError) as e:
+            if number == len(lines):
+                log.warning("%s: dropping torn last line %d (%s)", path, number, e)
+                break
+            raise checkpoint.CheckpointError(f"{path}: line {number} is not a progress row "
+                                             f"({type(e).__name__}: {e})") from e
+        if keep:
+            rows.append(row)
     return rows
 
 

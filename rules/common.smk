@@ -5,6 +5,7 @@
 import copy
 
 import emcom.config
+import emcom.data.synthetic
 import emcom.report.tables
 
 NAME = r"[A-Za-z0-9][A-Za-z0-9_.+-]*"  # dataset and setting names (the schema's pattern)
@@ -82,6 +83,17 @@ def check_config():
     are not under `datasets:`, invalid training overrides (resolved once per (setting, dataset);
     the seed cannot break them) and report specs (emcom.report.tables.resolve_spec)."""
     known = set(config["datasets"])
+    for name, dataset in config["datasets"].items():
+        if dataset["source"] == "synthetic":
+            try:
+                emcom.data.synthetic.check_params(dataset.get("params") or {})
+            except emcom.data.DataError as err:
+                raise ValueError(f"config: datasets.{name}.params: {err}") from None
+    for where, block in override_blocks():
+        try:
+            emcom.config.check_overrides(block)
+        except emcom.config.ConfigError as err:
+            raise ValueError(f"config: {where}: {err}") from None
     for dataset in config.get("train_per_dataset", {}):
         if dataset not in known:
             raise ValueError(f"config: train_per_dataset.{dataset} is not under datasets:")
@@ -108,6 +120,18 @@ def check_config():
     for name in config["report"]["figures"]:
         if name not in FIGURES:
             raise ValueError(f"config: report.figures.{name}: the workflow draws {sorted(FIGURES)}")
+
+
+def override_blocks():
+    """(key path, block) of every training-override block of the config, so that a bad key is
+    reported where it is written rather than for the merged run config."""
+    yield "train", config["train"]
+    for dataset, block in config.get("train_per_dataset", {}).items():
+        yield f"train_per_dataset.{dataset}", block
+    for setting, exp in config["experiments"].items():
+        yield f"experiments.{setting}.train", exp.get("train", {})
+        for dataset, block in exp.get("per_dataset", {}).items():
+            yield f"experiments.{setting}.per_dataset.{dataset}", block
 
 
 def manifest(dataset):

@@ -45,6 +45,7 @@ for _name, _ds in config.get("datasets", {}).items():
                 f"synthetic_{_name}"
             output:
                 manifest=f"data/{_name}/manifest.json",
+                provenance=f"data/{_name}/manifest.json.provenance.json",
                 splits=[f"data/{_name}/{split}.arrow" for split in DATA_SYNTHETIC_SPLITS],
             params:
                 knobs=dict(_ds.get("params") or {}),
@@ -68,9 +69,11 @@ for _name, _ds in config.get("datasets", {}).items():
                 checksum=f"downloads/{_name}.tar.gz.sha256",
             output:
                 manifest=f"data/{_name}/manifest.json",
+                provenance=f"data/{_name}/manifest.json.provenance.json",
                 splits=[f"data/{_name}/{split}.arrow" for split in _ds["splits"]],
             params:
                 splits=list(_ds["splits"]),
+                limits={k: _ds[k] for k in ("max_members", "max_bytes") if k in _ds},
             log:
                 f"logs/data/convert_{_name}.log",
             benchmark:

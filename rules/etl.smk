@@ -9,6 +9,7 @@ rule etl:
     output:
         table=f"{RUN}/etl.parquet",
         csv=f"{RUN}/etl.csv",
+        provenance=f"{RUN}/etl.parquet.provenance.json",
     params:
         settings=config["etl"],
     log:

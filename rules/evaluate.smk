@@ -9,6 +9,7 @@ rule evaluate:
     output:
         table=f"{RUN}/eval.parquet",
         csv=f"{RUN}/eval.csv",
+        provenance=f"{RUN}/eval.parquet.provenance.json",
     params:
         settings=config["evaluate"],
     log:
@@ -32,6 +33,7 @@ rule transfer:
     output:
         table=f"{RUN}/transfer/{{eval_dataset}}.parquet",
         csv=f"{RUN}/transfer/{{eval_dataset}}.csv",
+        provenance=f"{RUN}/transfer/{{eval_dataset}}.parquet.provenance.json",
     params:
         settings=config["evaluate"],
     log:

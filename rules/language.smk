@@ -9,6 +9,7 @@ rule language:
     output:
         table=f"{RUN}/language.parquet",
         csv=f"{RUN}/language.csv",
+        provenance=f"{RUN}/language.parquet.provenance.json",
     params:
         settings=config["language"],
     log:

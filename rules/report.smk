@@ -13,6 +13,7 @@ rule report_table:
         csv=f"{REPORT}/tables/{{table}}.csv",
         md=f"{REPORT}/tables/{{table}}.md",
         tex=f"{REPORT}/tables/{{table}}.tex",
+        provenance=f"{REPORT}/tables/{{table}}.csv.provenance.json",
     params:
         spec=lambda wc: report_spec(wc.table),
     wildcard_constraints:
@@ -47,6 +48,7 @@ for _name, (_stem, _stages) in FIGURES.items():
             ),
             pdf=f"{REPORT}/figures/{_stem}.pdf",
             rst=f"{REPORT}/figures/{_stem}.rst",
+            provenance=f"{REPORT}/figures/{_stem}.png.provenance.json",
         params:
             figure=_name,
             spec=report_spec(),

@@ -13,6 +13,9 @@ rule train:
         best=f"{RUN}/train/best.npz",
         metrics=f"{RUN}/train/train_metrics.parquet",
         metrics_csv=f"{RUN}/train/train_metrics.csv",
+        # Sidecars are outputs too, so Snakemake removes them with what they describe.
+        best_provenance=f"{RUN}/train/best.npz.provenance.json",
+        metrics_provenance=f"{RUN}/train/train_metrics.parquet.provenance.json",
     params:
         config=lambda wc: train_config(wc.dataset, wc.setting, wc.seed),
     log:

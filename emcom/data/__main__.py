@@ -1,6 +1,7 @@
 """Command line of the data stage.
 
   python -m emcom.data tfds-to-arrow SRC OUT [--splits train,valid] [--sha256 HEX]
+                                            [--max-members N] [--max-bytes N]
   python -m emcom.data synthetic OUT [--num-identities 300 --logit-dim 64 ...]
   python -m emcom.data download URL DEST [--sha256 HEX] [--retries 5]
 
@@ -15,7 +16,7 @@ import json
 import logging
 import sys
 
-from emcom.data import download, synthetic, tfds
+from emcom.data import download, extract, synthetic, tfds
 from emcom.data.errors import DataError
 
 
@@ -30,6 +31,10 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("out", help="output folder (<split>.arrow + manifest.json)")
     convert.add_argument("--splits", help="comma-separated splits to convert (default: all found)")
     convert.add_argument("--sha256", help="archive checksum to record (default: computed)")
+    convert.add_argument("--max-members", type=int, default=extract.MAX_MEMBERS,
+                         help="refuse archives with more members (default %(default)s)")
+    convert.add_argument("--max-bytes", type=int, default=extract.MAX_BYTES,
+                         help="refuse archives with more content bytes (default %(default)s)")
 
     synth = commands.add_parser("synthetic", help="write the embedded synthetic dataset")
     synth.add_argument("out", help="output folder (<split>.arrow + manifest.json)")
@@ -54,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "tfds-to-arrow":
             splits = args.splits.split(",") if args.splits else None
             manifest = tfds.convert(args.src, args.out, splits=splits, sha256=args.sha256,
-                                    config={"src": args.src, "splits": splits})
+                                    config={"src": args.src, "splits": splits},
+                                    max_members=args.max_members, max_bytes=args.max_bytes)
             print(json.dumps(manifest["splits"]))
         elif args.command == "synthetic":
             knobs = {k: v for k, v in vars(args).items() if k not in ("command", "out", "quiet")}

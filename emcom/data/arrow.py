@@ -101,6 +101,8 @@ class SplitWriter:
         values = np.asarray(values)
         if values.shape != shape:
             raise DataError(f"{self.path}: column {name!r} has shape {values.shape}, expected {shape}")
+        if not values.size:
+            return  # memoryview cannot cast an empty array, and there is nothing to write
         # Arrow buffers are little-endian; write the (usually already contiguous) array as is.
         self._spools[name].write(memoryview(np.ascontiguousarray(values, dtype=np.dtype(dtype).newbyteorder("<"))).cast("B"))
 
@@ -172,41 +174,137 @@ class Split:
 
 
 def load_split(data_dir: str | os.PathLike, split: str) -> Split:
-    """Memory-maps `data_dir/<split>.arrow`; nothing is read into RAM until the arrays are used."""
+    """Memory-maps `data_dir/<split>.arrow` after checking it (see `check_split`); the arrays are
+    not read into RAM until used (the finiteness scan streams through the mapping once)."""
     path = Path(data_dir) / f"{split}.arrow"
     if not path.is_file():
         raise DataError(f"{path}: no such split file (splits: {available_splits(data_dir)})")
+    manifest_path = Path(data_dir) / "manifest.json"
+    manifest = read_manifest(data_dir) if manifest_path.exists() else None
     try:
-        reader = pa.ipc.open_file(pa.memory_map(str(path), "r"))
-    except (pa.ArrowInvalid, OSError) as e:
+        source = pa.memory_map(str(path), "r")
+        reader = pa.ipc.open_file(source)
+        if reader.num_record_batches != 1:
+            raise DataError(f"{path}: expected exactly one record batch, found "
+                            f"{reader.num_record_batches} (not written by emcom.data.arrow)")
+        batch = reader.get_batch(0)
+    except (pa.ArrowException, OSError) as e:
         raise DataError(f"{path}: not a readable Arrow IPC file: {e}") from e
-    if reader.num_record_batches != 1:
-        raise DataError(f"{path}: expected exactly one record batch, found "
-                        f"{reader.num_record_batches} (not written by emcom.data.arrow)")
-    batch = reader.get_batch(0)
-    meta = {k.decode(): v.decode() for k, v in (reader.schema.metadata or {}).items()}
-    names = batch.schema.names
-    for required in ("logit", "label", "image_id"):
-        if required not in names:
-            raise DataError(f"{path}: missing column {required!r} (columns: {names})")
+    meta = {k.decode(errors="replace"): v.decode(errors="replace")
+            for k, v in (reader.schema.metadata or {}).items()}
+    attribute_names = _names(meta, "attribute_names", path)
+    landmark_names = _names(meta, "landmark_names", path)
+    _check_columns(batch, path, attribute_names, landmark_names)
+    if manifest is not None:
+        _check_against_manifest(batch, path, split, manifest, manifest_path)
 
-    def matrix(name: str, dtype: type) -> np.ndarray | None:
-        if name not in names:
+    def matrix(name: str) -> np.ndarray | None:
+        if name not in batch.schema.names:
             return None
         column = batch.column(name)
-        width = column.type.list_size
         flat = column.flatten().to_numpy(zero_copy_only=True)
-        return flat.astype(dtype, copy=False).reshape(len(column), width)
+        return flat.reshape(len(column), column.type.list_size)
 
     def vector(name: str) -> np.ndarray:
         return batch.column(name).to_numpy(zero_copy_only=True)
 
-    attribute_names = json.loads(meta["attribute_names"]) if "attribute_names" in meta else None
-    landmark_names = json.loads(meta["landmark_names"]) if "landmark_names" in meta else None
-    return Split(logits=matrix("logit", np.float32), labels=vector("label"),
-                 image_ids=vector("image_id"), attributes=matrix("attributes", np.uint8),
-                 attribute_names=attribute_names, landmarks=matrix("landmarks", np.int64),
-                 landmark_names=landmark_names)
+    logits = matrix("logit")
+    if logits.size:
+        source.seek(0)
+        _check_finite(path, logits.ctypes.data - source.read_buffer(1).address, logits.shape)
+    return Split(logits=logits, labels=vector("label"), image_ids=vector("image_id"),
+                 attributes=matrix("attributes"), attribute_names=attribute_names,
+                 landmarks=matrix("landmarks"), landmark_names=landmark_names)
+
+
+def _names(meta: dict, key: str, path: Path) -> list[str] | None:
+    if key not in meta:
+        return None
+    try:
+        names = json.loads(meta[key])
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: schema metadata {key!r} is not JSON: {e}") from e
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise DataError(f"{path}: schema metadata {key!r} must be a JSON list of strings")
+    return names
+
+
+def _check_columns(batch: pa.RecordBatch, path: Path, attribute_names: list[str] | None,
+                   landmark_names: list[str] | None) -> None:
+    """Every column has its schema type (fixed-size lists of the declared width) and no nulls."""
+    names = batch.schema.names
+    logit = batch.schema.field("logit").type if "logit" in names else None
+    width = logit.list_size if isinstance(logit, pa.FixedSizeListType) else 1
+    expected = {"logit": pa.list_(pa.float32(), width), "label": pa.int64(),
+                "image_id": pa.int64()}
+    if attribute_names is not None or "attributes" in names:
+        expected["attributes"] = pa.list_(pa.uint8(), len(attribute_names or ()))
+    if landmark_names is not None or "landmarks" in names:
+        expected["landmarks"] = pa.list_(pa.int64(), len(landmark_names or ()))
+    for name, kind in expected.items():
+        if name not in names:
+            raise DataError(f"{path}: missing column {name!r} (columns: {names})")
+        column = batch.column(name)
+        if column.type != kind:
+            raise DataError(f"{path}: column {name!r} is {column.type}, expected {kind}")
+        nulls = column.null_count + (column.flatten().null_count
+                                     if isinstance(kind, pa.FixedSizeListType) else 0)
+        if nulls:
+            raise DataError(f"{path}: column {name!r} has {nulls} null value(s)")
+
+
+def _check_against_manifest(batch: pa.RecordBatch, path: Path, split: str, manifest: dict,
+                            manifest_path: Path) -> None:
+    rows = manifest["splits"].get(split)
+    if rows is None:
+        raise DataError(f"{path}: split {split!r} is not listed in {manifest_path} "
+                        f"(splits: {sorted(manifest['splits'])})")
+    if batch.num_rows != rows:
+        raise DataError(f"{path}: {batch.num_rows} rows, but {manifest_path} key "
+                        f"'splits.{split}' says {rows}")
+    width = batch.schema.field("logit").type.list_size
+    if width != manifest["logit_dim"]:
+        raise DataError(f"{path}: logits have width {width}, but {manifest_path} key "
+                        f"'logit_dim' says {manifest['logit_dim']}")
+
+
+# Floats per block of the finiteness scan: bounds its memory (32 MB).
+_SCAN_FLOATS = 1 << 23
+# Files already scanned by this process, by identity and version (stages open a split repeatedly).
+_SCANNED: set[tuple] = set()
+
+
+def _check_finite(path: Path, offset: int, shape: tuple[int, int]) -> None:
+    """Raises DataError naming the first row of the (rows, D) float32 logits at byte `offset` of
+    `path` with a NaN or infinite value.
+
+    Reads the file block by block into one reused buffer (plain reads: the page cache holds the
+    pages, not this process), so memory stays bounded whatever the split size. A block's float32
+    sum is finite iff the block is, unless it overflowed, which the exact per-row check clears.
+    """
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if key in _SCANNED:
+        return
+    n, d = shape
+    rows = max(1, _SCAN_FLOATS // max(1, d))
+    buffer = np.empty(rows * d, np.float32)
+    with open(path, "rb") as f:
+        f.seek(offset)
+        for start in range(0, n, rows):
+            count = min(rows, n - start)
+            block = buffer[:count * d]
+            if f.readinto(block.view(np.uint8)) != block.nbytes:
+                raise DataError(f"{path}: file ends inside the 'logit' column")
+            with np.errstate(over="ignore"):
+                if np.isfinite(block.sum(dtype=np.float32)):
+                    continue
+            bad = np.flatnonzero(~np.isfinite(block.reshape(count, d)).all(axis=1))
+            if bad.size:
+                raise DataError(f"{path}: row {start + int(bad[0])}: NaN or infinite value in "
+                                f"'logit' ({bad.size} such row(s) in rows {start}.."
+                                f"{start + count - 1})")
+    _SCANNED.add(key)
 
 
 def available_splits(data_dir: str | os.PathLike) -> list[str]:
@@ -218,9 +316,27 @@ def read_manifest(data_dir: str | os.PathLike) -> dict:
     """The dataset's `manifest.json` (see docs/DESIGN.md for its keys)."""
     path = Path(data_dir) / "manifest.json"
     try:
-        return json.loads(path.read_text())
+        manifest = json.loads(path.read_text())
     except FileNotFoundError as e:
         raise DataError(f"{path}: no manifest; prepare the dataset first "
                         f"(python -m emcom.data ...)") from e
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: invalid JSON: {e}") from e
+    _check_manifest(manifest, path)
+    return manifest
+
+
+def _check_manifest(manifest: object, path: Path) -> None:
+    """The keys every reader relies on: an object with a positive `logit_dim` and `splits`
+    mapping split names to row counts."""
+    if not isinstance(manifest, dict):
+        raise DataError(f"{path}: expected a JSON object, got a JSON {type(manifest).__name__}")
+    d = manifest.get("logit_dim")
+    if isinstance(d, bool) or not isinstance(d, int) or d < 1:
+        raise DataError(f"{path}: key 'logit_dim' must be a positive integer, got {d!r}")
+    splits = manifest.get("splits")
+    if not isinstance(splits, dict):
+        raise DataError(f"{path}: key 'splits' must be an object {{split: rows}}, got {splits!r}")
+    for name, rows in splits.items():
+        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
+            raise DataError(f"{path}: key 'splits.{name}' must be a row count, got {rows!r}")

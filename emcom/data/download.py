@@ -4,6 +4,9 @@
 interruption (retrying with exponential backoff), verifies the sha256 and only then renames it
 to `dest` and records the checksum in `<dest>.sha256` (`sha256sum` format). `dest` therefore
 exists only when complete and verified, which is what Snakemake takes an output's existence to mean.
+Without a pinned sha256 "verified" means: the server gave the file's length and the file has it,
+and it starts like an archive of the kind its name says (gzip or tar magic), so a connection closed
+half way without a length, or an HTML error page served with status 200, is refused.
 """
 
 from __future__ import annotations
@@ -50,8 +53,21 @@ def _total_size(response: requests.Response, offset: int) -> int | None:
     return offset + int(length) if length is not None else None
 
 
-def _attempt(session: requests.Session, url: str, part: Path, timeout: float) -> None:
-    """One request: appends to `part` from its current size until the file is complete."""
+def read_checksum(path: str | os.PathLike) -> str:
+    """The hex digest of a `<file>.sha256` written by `fetch` (DataError naming it otherwise)."""
+    path = Path(path)
+    try:
+        digest = path.read_text().split()[0].lower()
+    except (OSError, UnicodeDecodeError, IndexError) as e:
+        raise DataError(f"{path}: unreadable checksum file ({type(e).__name__}: {e})") from e
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise DataError(f"{path}: {digest[:80]!r} is not a hex sha256")
+    return digest
+
+
+def _attempt(session: requests.Session, url: str, part: Path, timeout: float) -> int | None:
+    """One request: appends to `part` from its current size until the file is complete; returns
+    the file's full size when the server told it."""
     offset = part.stat().st_size if part.exists() else 0
     # identity: byte offsets must be those of the file, not of a compressed transfer encoding.
     headers = {"Accept-Encoding": "identity"}
@@ -65,7 +81,7 @@ def _attempt(session: requests.Session, url: str, part: Path, timeout: float) ->
                 if match and int(match[1]) != offset:
                     part.unlink()
                     raise _Retry(f"{part} longer than the remote file; restarting")
-                return
+                return int(match[1]) if match else None
             if response.status_code in _RETRYABLE_STATUS:
                 raise _Retry(f"HTTP {response.status_code}")
             if response.status_code >= 400:
@@ -89,6 +105,7 @@ def _attempt(session: requests.Session, url: str, part: Path, timeout: float) ->
                         last_log = time.monotonic()
             if total is not None and written != total:
                 raise _Retry(f"connection closed at byte {written} of {total}")
+            return total
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
         raise _Retry(f"{type(e).__name__}: {e}") from e
 
@@ -113,6 +130,12 @@ def fetch(url: str, dest: str | os.PathLike, sha256: str | None = None, retries:
     part = dest.with_name(dest.name + ".part")
     expected = sha256.lower() if sha256 else None
     if dest.exists():
+        if expected is None:
+            try:
+                _check_magic(dest, dest, url)
+            except DataError as e:
+                raise DataError(f"{e}; it is left from an earlier download: remove it to "
+                                "download again") from None
         actual = sha256_file(dest)
         if expected in (None, actual):
             log.info("%s already present (sha256 %s)", dest, actual)
@@ -124,16 +147,20 @@ def fetch(url: str, dest: str | os.PathLike, sha256: str | None = None, retries:
     with requests.Session() as session:
         for attempt in range(retries + 1):
             try:
-                _attempt(session, url, part, timeout)
+                total = _attempt(session, url, part, timeout)
                 break
             except _Retry as e:
                 if attempt == retries:
+                    kept = (f"partial data kept in {part} for resuming"
+                            if part.exists() and part.stat().st_size else "no partial data kept")
                     raise DataError(f"{url}: download failed after {retries + 1} attempts "
-                                    f"({e}); partial data kept in {part} for resuming") from e
+                                    f"({e}); {kept}") from e
                 delay = backoff * 2 ** attempt
                 log.warning("%s: %s; retrying in %.1f s (attempt %d of %d)", url, e, delay,
                             attempt + 2, retries + 1)
                 time.sleep(delay)
+    if expected is None:
+        _check_unpinned(url, part, dest, total)
     actual = sha256_file(part)
     if expected is not None and actual != expected:
         part.unlink()
@@ -143,6 +170,46 @@ def fetch(url: str, dest: str | os.PathLike, sha256: str | None = None, retries:
     _record(dest, actual)
     log.info("downloaded %s (sha256 %s%s)", dest, actual, "" if expected else ", not pinned")
     return actual
+
+
+def _check_unpinned(url: str, part: Path, dest: Path, total: int | None) -> None:
+    """Without a sha256, the length the server gave and the archive magic are all there is to
+    check; a file failing them is discarded (DataError), so a rerun downloads it afresh."""
+    problem = None
+    if total is None:
+        problem = (f"{url}: the server sent no length, so {dest} cannot be checked without a "
+                   "sha256 (pin the dataset's sha256, or pass --sha256)")
+    elif part.stat().st_size != total:
+        problem = f"{url}: got {part.stat().st_size} bytes of {total} for {dest}"
+    else:
+        try:
+            _check_magic(part, dest, url)
+        except DataError as e:
+            problem = str(e)
+    if problem is not None:
+        part.unlink(missing_ok=True)
+        raise DataError(f"{problem}; nothing written")
+
+
+# Leading bytes of the archive kinds, by file name ending.
+_GZIP, _TAR = b"\x1f\x8b", b"ustar"
+
+
+def _check_magic(file: Path, dest: Path, url: str) -> None:
+    """DataError unless `file` starts like the archive `dest`'s name says (gzip or tar)."""
+    with open(file, "rb") as f:
+        head = f.read(512)
+    is_gzip, is_tar = head[:2] == _GZIP, head[257:262] == _TAR
+    name = dest.name.lower()
+    if name.endswith((".tar.gz", ".tgz", ".gz")):
+        ok, kind = is_gzip, "a gzip archive"
+    elif name.endswith(".tar"):
+        ok, kind = is_tar, "a tar archive"
+    else:
+        ok, kind = is_gzip or is_tar, "a gzip or tar archive"
+    if not ok:
+        raise DataError(f"{url}: {dest} is not {kind} (starts with {head[:16]!r}; an HTML error "
+                        "page?)")
 
 
 def _record(dest: Path, digest: str) -> None:

@@ -37,18 +37,36 @@ import numpy as np
 
 from emcom.data.arrow import SPLITS, SplitWriter
 from emcom.data.errors import DataError
-from emcom.provenance import package_versions, write_json, write_provenance
+from emcom.provenance import package_versions, remove_leftovers, write_json, write_provenance
 
 log = logging.getLogger(__name__)
 
 _BLOCK = 4096  # images generated per block: bounds memory; fixed so results do not depend on it
 
 
+def check_params(params: dict | None) -> dict:
+    """The full knobs of `write` from a (partial) `params` mapping, checked; DataError names the
+    knob for an unknown name, a wrong type, a value out of range or a split that would be empty."""
+    defaults = {name: p.default for name, p in inspect.signature(write).parameters.items()
+                if p.kind is inspect.Parameter.KEYWORD_ONLY and name != "name"}
+    if not isinstance(params, dict):
+        raise DataError(f"synthetic: params must be a mapping of knobs, got {params!r}")
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        raise DataError(f"synthetic: unknown knob(s) {unknown} (known: {sorted(defaults)})")
+    knobs = {**defaults, **params}
+    _check(knobs)
+    return knobs
+
+
 def _check(knobs: dict) -> None:
+    for name in ("noise_scale", "attribute_resample"):
+        if isinstance(knobs[name], bool) or not isinstance(knobs[name], (int, float)):
+            raise DataError(f"synthetic: {name} must be a number, got {knobs[name]!r}")
     positive = ("num_identities", "images_per_identity", "num_attributes", "logit_dim",
                 "hidden_dim")
     for name in positive:
-        if not isinstance(knobs[name], int) or knobs[name] < 1:
+        if isinstance(knobs[name], bool) or not isinstance(knobs[name], int) or knobs[name] < 1:
             raise DataError(f"synthetic: {name} must be a positive integer, got {knobs[name]!r}")
     for name in ("identity_latent_dim", "image_latent_dim", "official_test_identities", "seed"):
         if not isinstance(knobs[name], int) or knobs[name] < 0:
@@ -62,6 +80,13 @@ def _check(knobs: dict) -> None:
         raise DataError(f"synthetic: attribute_resample must be in [0, 1], got {knobs['attribute_resample']!r}")
     if not knobs["noise_scale"] >= 0.0:
         raise DataError(f"synthetic: noise_scale must be >= 0, got {knobs['noise_scale']!r}")
+    # Every stage reads train, valid and test: refuse knobs that leave one empty (assign_split).
+    if knobs["images_per_identity"] < 6:
+        raise DataError(f"synthetic: images_per_identity must be >= 6, or the valid and test "
+                        f"splits are empty, got {knobs['images_per_identity']}")
+    if knobs["num_identities"] - knobs["official_test_identities"] < 2:
+        raise DataError("synthetic: num_identities - official_test_identities must be >= 2 (an "
+                        "even and an odd identity), or the valid or test split is empty")
 
 
 def assign_split(labels: np.ndarray, num_identities: int, official_test_identities: int) -> np.ndarray:
@@ -124,6 +149,7 @@ def write(out_dir: str | os.PathLike, *, num_identities: int = 300, images_per_i
     names = [f"attr_{i:02d}" for i in range(A)]
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(out_dir)  # the staging folder of a run killed before its rename
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.staging-"))
     try:
         with contextlib.ExitStack() as stack:  # on error every writer discards its spools

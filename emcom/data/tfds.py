@@ -27,9 +27,9 @@ from emcom.data.arrow import SplitWriter
 from emcom.data.download import sha256_file
 from emcom.data.errors import DataError
 from emcom.data.example import parse_example
-from emcom.data.extract import extract_into
+from emcom.data.extract import MAX_BYTES, MAX_MEMBERS, extract_into
 from emcom.data.tfrecord import read_records
-from emcom.provenance import package_versions, write_json, write_provenance
+from emcom.provenance import package_versions, remove_leftovers, write_json, write_provenance
 
 log = logging.getLogger(__name__)
 
@@ -350,7 +350,8 @@ def _convert_folder(root: Path, staging: Path, splits: Sequence[str] | None,
 
 def convert(src: str | os.PathLike, out_dir: str | os.PathLike,
             splits: Sequence[str] | None = None, sha256: str | None = None,
-            batch_size: int = 4096, config: Any = None) -> dict:
+            batch_size: int = 4096, config: Any = None, max_members: int = MAX_MEMBERS,
+            max_bytes: int = MAX_BYTES) -> dict:
     """Converts a TFDS dataset to `out_dir/<split>.arrow` + `out_dir/manifest.json`.
 
     Args:
@@ -361,6 +362,7 @@ def convert(src: str | os.PathLike, out_dir: str | os.PathLike,
         archive when None.
       batch_size: rows per streamed batch (memory bound).
       config: recorded in the provenance file.
+      max_members, max_bytes: limits of the archive's extraction (`emcom.data.extract`).
     Returns:
       The manifest.
     """
@@ -368,13 +370,14 @@ def convert(src: str | os.PathLike, out_dir: str | os.PathLike,
     if not src.exists():
         raise DataError(f"{src}: no such archive or folder")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(out_dir)  # the staging folder of a conversion killed before its rename
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.staging-"))
     try:
         if src.is_dir():
             root = src
         else:
             (staging / "extracted").mkdir()
-            root = extract_into(src, staging / "extracted")
+            root = extract_into(src, staging / "extracted", max_members, max_bytes)
             if sha256 is None:
                 sha256 = sha256_file(src)
         (staging / "out").mkdir()
