@@ -3,7 +3,7 @@
 Layout of the .npz (written with `np.savez` into an `atomic_path`, so a reader sees the old file or
 the new one, never half of one): arrays `a0`, `a1`, ... are the leaves of the `TrainState` in
 `jax.tree_util` flattening order, and `header` is a uint8 array holding UTF-8 JSON:
-`{"format": 1, "config": <resolved config>, "logit_dim": D, "paths": [keystr of each leaf],
+`{"format": 2, "config": <resolved config>, "logit_dim": D, "paths": [keystr of each leaf],
 "meta": {...}}`. Loading rebuilds the tree structure from the config (optax states included) and
 checks every path, shape and dtype against the file, so a file from another config is refused.
 Any damage (truncated, byte-flipped, empty, foreign file) is a `CheckpointError` naming the file.
@@ -43,12 +43,18 @@ class CheckpointError(EmcomError):
     """A checkpoint file is missing, corrupt, or does not match its config."""
 
 
+class CheckpointVersionError(CheckpointError):
+    """A readable checkpoint written by another version of emcom (format or config keys): not
+    damage, so a resume stops with it instead of falling back or starting afresh."""
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     """A loaded checkpoint; array leaves are NumPy arrays.
 
     speakers / targets / speaker_opt have a leading axis num_speakers; listeners / listener_opt a
-    leading axis num_listeners; scores (num_speakers,) is the EMA training accuracy per speaker.
+    leading axis num_listeners; scores (num_speakers,) is the teacher score (`imitation.score`) per
+    speaker.
     """
     config: dict
     step: int
@@ -165,7 +171,9 @@ def _header(arrays: dict[str, np.ndarray], path: Path) -> dict:
     except _DAMAGE as e:
         raise CheckpointError(f"checkpoint {path}: damaged header ({type(e).__name__}: {e})") from e
     if header.get("format") != FORMAT:
-        raise CheckpointError(f"checkpoint {path}: format {header.get('format')!r} != {FORMAT}")
+        raise CheckpointVersionError(
+            f"checkpoint {path}: format {header.get('format')!r} != {FORMAT} (written by another "
+            "version of emcom); retrain into a fresh folder or remove it")
     return header
 
 
@@ -179,7 +187,8 @@ def load(path: str | os.PathLike) -> Checkpoint:
     try:
         cfg = config_lib.resolve(header["config"])
     except config_lib.ConfigError as e:
-        raise CheckpointError(f"checkpoint {path}: invalid config: {e}") from e
+        raise CheckpointVersionError(f"checkpoint {path}: its config is not valid for this version "
+                                     f"of emcom: {e}") from e
     d = int(header["logit_dim"])
     if d < 1:
         raise CheckpointError(f"checkpoint {path}: header logit_dim {d} is not positive")
@@ -216,6 +225,8 @@ def load_resume(path: str | os.PathLike) -> Checkpoint | None:
             continue
         try:
             return load(candidate)
+        except CheckpointVersionError:
+            raise
         except CheckpointError as e:
             aside = candidate.with_name(candidate.name + ".corrupt")
             os.replace(candidate, aside)

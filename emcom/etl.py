@@ -1,7 +1,8 @@
 """Ease and transfer learning (ETL): fresh listeners trained on the languages of frozen speakers.
 
 Protocol (paper §2.4, App. A.4, `docs/evaluation.md`): the first min(N, max_speakers) speakers of a
-checkpoint speak greedily (their language is then a fixed function of the input); for each of
+checkpoint speak greedily (their language is then a fixed function of the input; under the
+checkpoint's `loss.reference_sampling` each row's message is sampled once); for each of
 them `listeners` newly initialised listeners learn one task for `steps` steps with Adam
 (learning_rate), and are measured every `eval_every` steps on the held-out split (`measure_on:
 test`) or on a fresh training batch (`measure_on: train`, what the reference code reports):
@@ -46,8 +47,8 @@ DEFAULTS: dict[str, Any] = {
     "tasks": list(TASKS),
     "train_split": "train",
     "split": "test",
-    # "test": the held-out `split` (ours); "train": a fresh training batch, i.e. the batch
-    # accuracy the reference code logs (eol_experiment.py), before the listener trains on it
+    # "test": the held-out `split`; "train": a batch of `train_split` drawn for the measurement,
+    # like the batch accuracy the reference code logs (eol_experiment.py)
     "measure_on": "test",
     "seed": 0,
 }
@@ -205,9 +206,11 @@ def train_listeners(cfg: dict, task: Task, train_messages: np.ndarray,
     steps, every, per_call = (int(settings[k]) for k in ("steps", "eval_every", "steps_per_call"))
     marks = sorted({0, steps, *range(every, steps, every)})
     rng = np.random.default_rng(int(settings["seed"]))
+    # Its own stream, so that measuring does not change the training batches.
+    measure_rng = np.random.default_rng([int(settings["seed"]), 1])
 
     def measure_train_batch() -> tuple[np.ndarray, np.ndarray]:
-        rows = rng.choice(n, size=batch, replace=False)
+        rows = measure_rng.choice(n, size=batch, replace=False)
         loss, success = evaluate_fn(params, jnp.asarray(train_messages[:, rows]),
                                     _batch(train_arrays, rows), jnp.ones(batch, jnp.float32))
         return np.asarray(loss) / batch, np.asarray(success) / batch
@@ -291,7 +294,8 @@ def run(checkpoint: Any, data_dir: str | os.PathLike, settings: Mapping[str, Any
     log.info("%s messages of %d frozen speakers", "sampled" if sampled else "greedy", count)
     key = jax.random.PRNGKey(int(settings["seed"]))
     messages = {name: evaluate.speaker_messages(speaker, speakers, np.asarray(split.logits),
-                                                rng=jax.random.fold_in(key, i) if sampled else None)
+                                                rng=jax.random.fold_in(key, len(TASKS) + i)
+                                                if sampled else None)
                 for i, (name, split) in enumerate((("train", train_split), ("test", test_split)))}
     arrays = {name: {"x": np.asarray(split.logits), "label": np.asarray(split.labels)}
               for name, split in (("train", train_split), ("test", test_split))}

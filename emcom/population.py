@@ -2,7 +2,7 @@
 
 N speakers and L listeners; every leaf of `speakers`, `targets` and `speaker_opt` has a leading
 axis N, every leaf of `listeners` and `listener_opt` a leading axis L. How the S pairs drawn in a
-step update their agents (`population.update`) is `emcom.interaction`.
+step update their agents (`population.update`) is `emcom.step`.
 """
 
 from __future__ import annotations
@@ -156,22 +156,24 @@ def imitation_step(cfg: dict, speaker: Speaker, optimizer: optax.GradientTransfo
     takes one Adam step (its own optimiser state, shared with its game updates) on the
     cross-entropy to the teacher's words at its own states: `imitation.student: free` (the
     reference code) runs the student on its own sampled words, `forced` teacher-forces it on the
-    teacher's. EMA targets and scores are left to the interaction steps.
+    teacher's. As in the reference (trainers/imitation_trainer.py), the teacher and every student
+    sample with one key, so sampled students share the sampled teacher's noise. EMA targets and
+    scores are left to the interaction steps.
     """
-    choose_key, teacher_key, student_key = jax.random.split(rng, 3)
+    choose_key, word_key = jax.random.split(rng)
     teacher, students = choose_imitation(cfg, state.scores, choose_key)
     teacher_params = gather(state.speakers, teacher)
     if cfg["loss"]["reference_sampling"]:
-        words = speaker.sample(teacher_params, teacher_key, x)[0]
+        words = speaker.sample(teacher_params, word_key, x)[0]
     else:
         words = speaker.greedy(teacher_params, x)
     words = jax.lax.stop_gradient(words)
     free = cfg["imitation"]["student"] == "free"
 
-    def student_update(p, o, key):
+    def student_update(p, o):
         def loss_fn(p):
             if free:
-                logits = speaker.rollout(p, key, x).logits
+                logits = speaker.rollout(p, word_key, x).logits
             else:
                 logits = speaker.teacher_force(p, x, words)[0]
             return imitation_loss(logits, words, cfg["loss"]["time_reduction"])
@@ -179,8 +181,7 @@ def imitation_step(cfg: dict, speaker: Speaker, optimizer: optax.GradientTransfo
         return (*adam_step(optimizer, p, o, g), loss)
 
     new_p, new_o, losses = jax.vmap(student_update)(
-        gather(state.speakers, students), gather(state.speaker_opt, students),
-        jax.random.split(student_key, students.shape[0]))
+        gather(state.speakers, students), gather(state.speaker_opt, students))
     return state._replace(speakers=scatter(state.speakers, students, new_p),
                           speaker_opt=scatter(state.speaker_opt, students, new_o)), losses.mean()
 

@@ -65,3 +65,15 @@ def test_mismatched_or_corrupt_files_are_refused(tmp_path):
         checkpoint.load(tmp_path / "junk.npz")
     with pytest.raises(checkpoint.CheckpointError, match="does not exist"):
         checkpoint.load(tmp_path / "missing.npz")
+
+
+def test_a_checkpoint_of_another_emcom_version_stops_a_resume_untouched(tmp_path, monkeypatch):
+    """Not damage: the resume neither renames it aside nor silently starts from step 0."""
+    cfg = config.resolve(CFG)
+    path = tmp_path / "latest.npz"
+    monkeypatch.setattr(checkpoint, "FORMAT", checkpoint.FORMAT - 1)
+    checkpoint.save(path, state_of(cfg), cfg)
+    monkeypatch.undo()
+    with pytest.raises(checkpoint.CheckpointVersionError, match="another version of emcom"):
+        checkpoint.load_resume(path)
+    assert path.exists() and not list(tmp_path.glob("*.corrupt"))

@@ -1,8 +1,8 @@
 """Training speed: `python -m emcom.bench train [options]`, one JSON object per population size.
 
 For each population of N pairs (N speakers, N listeners, S = N pairs per step) it times
-(a) the vectorised trainer (`emcom.train.make_update`: all S pairs in one vmapped update, many
-steps per call under `lax.scan`) and (b) the reference implementation's pattern, a Python loop
+(a) the trainer (`emcom.train.make_update`, many steps per call under `lax.scan`) in the
+population update mode `--update` (default `vectorised`: all S pairs in one vmapped gradient) and (b) the reference implementation's pattern, a Python loop
 that updates one pair per jitted call. It reports steps/s and pair-updates/s of both, their
 ratio, the model FLOPs of one step (XLA cost analysis of the compiled single step) and the
 achieved FLOP/s against this machine's float32 matmul peak, measured in the same run.
@@ -43,7 +43,7 @@ def _flops(compiled) -> float:
 
 def _config(args, pairs: int) -> dict:
     c = {"game": {"num_candidates": -1},
-         "population": {"num_speakers": pairs, "num_listeners": pairs},
+         "population": {"num_speakers": pairs, "num_listeners": pairs, "update": args.update},
          "training": {"batch_size": args.batch_size, "eval_candidates": [2]}}
     if not args.paper_sizes:
         c["speaker"] = {"hidden_size": args.speaker_hidden}
@@ -113,6 +113,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--listener-hidden", type=int, default=128)
     p.add_argument("--proj-dim", type=int, default=64)
     p.add_argument("--paper-sizes", action="store_true", help="paper model sizes (256/512/256)")
+    p.add_argument("--update", default="vectorised", choices=step_lib.UPDATE_MODES,
+                   help="population.update of the timed trainer")
     p.add_argument("--no-loop", action="store_true", help="skip the Python-loop baseline")
     p.add_argument("--paper", action="store_true",
                    help="paper configuration: batch 1024, D 2048, paper sizes, 1 pair")
@@ -131,7 +133,8 @@ def main(argv: list[str]) -> int:
         loop = float("nan") if args.no_loop else bench_loop(cfg, data, args.loop_steps, n)
         print(json.dumps({
             "benchmark": "train", "device": f"{device.platform}:{device.device_kind}",
-            "num_devices": jax.local_device_count(), "pairs": n, "batch_size": args.batch_size,
+            "num_devices": jax.local_device_count(), "pairs": n, "update": args.update,
+            "batch_size": args.batch_size,
             "dim": args.dim, "speaker_hidden": cfg["speaker"]["hidden_size"],
             "listener_hidden": cfg["listener"]["hidden_size"],
             "vectorised_s_per_step": vec, "vectorised_steps_per_s": 1 / vec,

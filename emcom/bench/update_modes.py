@@ -2,9 +2,10 @@
 
 Trains the same populations (the `train:` section of a workflow config, e.g. config/config.yaml's
 default, on a prepared dataset) once per `population.update` mode, pair count and seed, and
-writes the learning curves (`curves.csv`: test accuracy at the largest evaluation |C| at every
-evaluation step, and steps/s) and a figure (`curves.png`) into --out, and prints one JSON line per
-run (final test accuracy, mean steps/s, load average before and after).
+writes the learning curves (`curves_<modes>.csv`: the training rows, test accuracy at every
+evaluation step, steps/s) and a figure (`curves_<modes>.png`) into --out, and prints one JSON line per
+run (final test accuracy, median steps/s over the log windows, load average before and after).
+Runs split over processes (e.g. one per mode) are drawn together with `--replot CSV ...`.
 """
 
 from __future__ import annotations
@@ -63,7 +64,15 @@ def main(argv: list[str]) -> int:
     p.add_argument("--seeds", default="0,1")
     p.add_argument("--steps", type=int, default=None, help="override training.steps")
     p.add_argument("--out", default="results/bench/update_modes")
+    p.add_argument("--replot", nargs="+", metavar="CSV",
+                   help="no training: draw curves.png from earlier runs' CSVs (e.g. one per mode)")
     args = p.parse_args(argv)
+    if args.replot:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        plot(pd.concat([pd.read_csv(c) for c in args.replot], ignore_index=True),
+             out / "curves.png")
+        return 0
     base = yaml.safe_load(Path(args.config).read_text())["train"]
     if args.steps is not None:
         base.setdefault("training", {})["steps"] = args.steps
