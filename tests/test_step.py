@@ -93,20 +93,26 @@ def test_sequential_matches_a_python_loop_over_pairs():
     np.testing.assert_array_equal(adam_count(got.listener_opt), [1, 2, 1])
 
 
-def test_vectorised_gives_one_adam_and_ema_step_per_draw_in_draw_order():
-    cfg = cfg_of("vectorised")
-    _, _, state, game = setup(cfg)
+def run_mode(mode):
+    """(start state, game, state after `mode` on DRAWS, the S gradients at the start, metrics)."""
+    _, _, state, game = setup(cfg_of(mode))
     x, keys = batch(), jax.random.split(jax.random.PRNGKey(3), 4)
+    fn = getattr(step_lib, mode)
+    got, _ = jax.jit(lambda s, x: fn(game, s, x, *DRAWS, keys))(state, x)
     s_idx, l_idx = DRAWS
-    got, _ = jax.jit(lambda s, x: step_lib.vectorised(game, s, x, s_idx, l_idx, keys))(state, x)
+    (g_s, _), m = jax.vmap(game.pair_grad, in_axes=(0, 0, 0, None, 0))(
+        population.gather(state.speakers, s_idx), population.gather(state.listeners, l_idx),
+        population.gather(state.targets, s_idx), x, keys)
+    return state, game, got, g_s, m
+
+
+def test_vectorised_gives_one_adam_and_ema_step_per_draw_in_draw_order():
+    state, game, got, g_s, m = run_mode("vectorised")
     np.testing.assert_array_equal(adam_count(got.speaker_opt), [1, 0, 3])
     np.testing.assert_array_equal(adam_count(got.listener_opt), [1, 2, 1])
     np.testing.assert_array_equal(np.asarray(got.score_counts), [1, 0, 3])
     # Speaker 1 and nothing else of it moved; by hand, speaker 2 takes its three gradients (all
     # at the start parameters) as three Adam steps, its target one EMA move after each.
-    (g_s, _), m = jax.vmap(game.pair_grad, in_axes=(0, 0, 0, None, 0))(
-        population.gather(state.speakers, s_idx), population.gather(state.listeners, l_idx),
-        population.gather(state.targets, s_idx), x, keys)
     for tree in ("speakers", "targets", "speaker_opt"):
         for a, b in zip(leaves(population.gather(getattr(state, tree), 1)),
                         leaves(population.gather(getattr(got, tree), 1))):
@@ -137,15 +143,8 @@ def test_vectorised_equals_sequential_when_no_agent_is_drawn_twice():
 
 
 def test_mean_gradient_takes_one_adam_step_with_the_mean_of_the_draws():
-    cfg = cfg_of("mean_gradient")
-    _, _, state, game = setup(cfg)
-    x, keys = batch(), jax.random.split(jax.random.PRNGKey(3), 4)
-    s_idx, l_idx = DRAWS
-    got, _ = jax.jit(lambda s, x: step_lib.mean_gradient(game, s, x, s_idx, l_idx, keys))(state, x)
+    state, game, got, g_s, _ = run_mode("mean_gradient")
     np.testing.assert_array_equal(adam_count(got.speaker_opt), [1, 0, 1])
-    (g_s, _), _ = jax.vmap(game.pair_grad, in_axes=(0, 0, 0, None, 0))(
-        population.gather(state.speakers, s_idx), population.gather(state.listeners, l_idx),
-        population.gather(state.targets, s_idx), x, keys)
     mean = jax.tree_util.tree_map(lambda g: (g[0] + g[2] + g[3]) / 3, g_s)
     want, _ = population.adam_step(game.optimizer, population.gather(state.speakers, 2),
                                    population.gather(state.speaker_opt, 2), mean)
