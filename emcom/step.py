@@ -100,6 +100,22 @@ def _all_gradients(game: Game, state: TrainState, x: jax.Array, s_idx: jax.Array
         gather(state.targets, s_idx), x, keys)
 
 
+def _draw_counts(idx: jax.Array, n: int) -> jax.Array:
+    """(n,) int32 how many of the S draws picked each agent."""
+    return jax.ops.segment_sum(jnp.ones_like(idx), idx, num_segments=n)
+
+
+def _adam_each(game: Game, params: PyTree, opt_state: PyTree, grads: PyTree):
+    """One Adam step of every agent of a stack (n, ...) with its gradient (n, ...)."""
+    return jax.vmap(lambda p, o, g: adam_step(game.optimizer, p, o, g))(params, opt_state, grads)
+
+
+def _score_each(game: Game, state: TrainState, accuracy: jax.Array):
+    """(scores, counts) (N,) of every speaker after one more update with accuracy (N,)."""
+    return jax.vmap(lambda s, c, a: population.update_score(game.cfg, s, c, a))(
+        state.scores, state.score_counts, accuracy)
+
+
 def _draw_rank(idx: jax.Array) -> jax.Array:
     """(S,) for each draw, how many earlier draws picked the same agent."""
     s = idx.shape[0]
@@ -115,23 +131,19 @@ def vectorised(game: Game, state: TrainState, x: jax.Array, s_idx: jax.Array,
     more than r times); the number of rounds is the largest draw count of the step.
     """
     (g_s, g_l), m = _all_gradients(game, state, x, s_idx, l_idx, keys)
-    cfg, opt, decay = game.cfg, game.optimizer, game.cfg["loss"]["kl_ema"]
+    decay = game.cfg["loss"]["kl_ema"]
     n_s, n_l = state.scores.shape[0], jax.tree_util.tree_leaves(state.listeners)[0].shape[0]
     rank_s, rank_l = _draw_rank(s_idx), _draw_rank(l_idx)
-    count_s = jax.ops.segment_sum(jnp.ones_like(s_idx), s_idx, num_segments=n_s)
-    count_l = jax.ops.segment_sum(jnp.ones_like(l_idx), l_idx, num_segments=n_l)
-    vadam = jax.vmap(lambda p, o, g: adam_step(opt, p, o, g))
-    vscore = jax.vmap(lambda s, c, a: population.update_score(cfg, s, c, a))
+    count_s, count_l = _draw_counts(s_idx, n_s), _draw_counts(l_idx, n_l)
 
     def round_(r, state: TrainState) -> TrainState:
         on_s, on_l = count_s > r, count_l > r
-        sp, so = vadam(state.speakers, state.speaker_opt,
-                       _per_agent(g_s, s_idx, n_s, rank_s == r))
-        li, lo = vadam(state.listeners, state.listener_opt,
-                       _per_agent(g_l, l_idx, n_l, rank_l == r))
+        sp, so = _adam_each(game, state.speakers, state.speaker_opt,
+                            _per_agent(g_s, s_idx, n_s, rank_s == r))
+        li, lo = _adam_each(game, state.listeners, state.listener_opt,
+                            _per_agent(g_l, l_idx, n_l, rank_l == r))
         speakers = _where(on_s, sp, state.speakers)
-        score, count = vscore(state.scores, state.score_counts,
-                              _per_agent(m.accuracy, s_idx, n_s, rank_s == r))
+        score, count = _score_each(game, state, _per_agent(m.accuracy, s_idx, n_s, rank_s == r))
         return state._replace(
             speakers=speakers, speaker_opt=_where(on_s, so, state.speaker_opt),
             targets=_where(on_s, population.ema(state.targets, speakers, decay), state.targets),
@@ -148,16 +160,15 @@ def mean_gradient(game: Game, state: TrainState, x: jax.Array, s_idx: jax.Array,
                   l_idx: jax.Array, keys: jax.Array) -> tuple[TrainState, PairMetrics]:
     """One Adam step per drawn agent with the mean gradient of its draws (not the reference's)."""
     (g_s, g_l), m = _all_gradients(game, state, x, s_idx, l_idx, keys)
-    cfg, opt, decay = game.cfg, game.optimizer, game.cfg["loss"]["kl_ema"]
-    vadam = jax.vmap(lambda p, o, g: adam_step(opt, p, o, g))
+    decay = game.cfg["loss"]["kl_ema"]
 
     def mean_step(params, opt_state, grads, idx):
         n = jax.tree_util.tree_leaves(params)[0].shape[0]
-        counts = jax.ops.segment_sum(jnp.ones_like(idx, jnp.float32), idx, num_segments=n)
-        scale = 1.0 / jnp.maximum(counts, 1.0)
+        counts = _draw_counts(idx, n)
+        scale = 1.0 / jnp.maximum(counts, 1).astype(jnp.float32)
         mean = jax.tree_util.tree_map(
             lambda s: s * scale.reshape((-1,) + (1,) * (s.ndim - 1)), _per_agent(grads, idx, n))
-        new_p, new_o = vadam(params, opt_state, mean)
+        new_p, new_o = _adam_each(game, params, opt_state, mean)
         drawn = counts > 0
         return _where(drawn, new_p, params), _where(drawn, new_o, opt_state), counts
 
@@ -165,8 +176,7 @@ def mean_gradient(game: Game, state: TrainState, x: jax.Array, s_idx: jax.Array,
     listeners, listener_opt, _ = mean_step(state.listeners, state.listener_opt, g_l, l_idx)
     drawn = counts > 0
     acc = _per_agent(m.accuracy, s_idx, counts.shape[0]) / jnp.maximum(counts, 1)
-    score, count = jax.vmap(lambda s, c, a: population.update_score(cfg, s, c, a))(
-        state.scores, state.score_counts, acc)
+    score, count = _score_each(game, state, acc)
     return state._replace(
         speakers=speakers, speaker_opt=speaker_opt, listeners=listeners,
         listener_opt=listener_opt,
