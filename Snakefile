@@ -45,6 +45,6 @@ include: "rules/report.smk"
 
 rule all:
     input:
-        stage_outputs(("train",) + STAGES),
+        stage_outputs(emcom.names.STAGES),
         report_targets(),
     default_target: True

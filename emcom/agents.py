@@ -19,6 +19,8 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 
+from emcom.config import TrainConfig
+
 
 class Rollout(NamedTuple):
     """A speaker's messages and the per-step outputs of its policy."""
@@ -95,13 +97,13 @@ class Speaker(NamedTuple):
     teacher_force_full: Callable  # (params, x, message) -> Rollout with the given message
 
 
-def make_speaker(cfg: dict) -> Speaker:
+def make_speaker(cfg: TrainConfig) -> Speaker:
     """Builds the speaker of a resolved config (`emcom.config.resolve`)."""
-    g, s = cfg["game"], cfg["speaker"]
+    g, s = cfg.game, cfg.speaker
 
     def module():
-        return SpeakerModule(g["vocab_size"], g["message_length"], s["hidden_size"],
-                             s["embed_dim"])
+        return SpeakerModule(g.vocab_size, g.message_length, s.hidden_size,
+                             s.embed_dim)
 
     def f():
         net = module()
@@ -155,10 +157,10 @@ class MessageEncoder(hk.Module):
         return outputs[-1]
 
 
-def message_encoder(cfg: dict) -> MessageEncoder:
+def message_encoder(cfg: TrainConfig) -> MessageEncoder:
     """The listener's message encoder with the sizes of a resolved config (call inside haiku)."""
-    lc = cfg["listener"]
-    return MessageEncoder(cfg["game"]["vocab_size"], lc["hidden_size"], lc["embed_dim"])
+    lc = cfg.listener
+    return MessageEncoder(cfg.game.vocab_size, lc.hidden_size, lc.embed_dim)
 
 
 class Listener(NamedTuple):
@@ -178,18 +180,18 @@ def cosine_scores(p: jax.Array, t: jax.Array, temperature: float) -> jax.Array:
     return (p @ t.T) / temperature
 
 
-def make_listener(cfg: dict) -> Listener:
+def make_listener(cfg: TrainConfig) -> Listener:
     """Builds the listener of a resolved config (`emcom.config.resolve`).
 
     The temperature (`listener.temperature`, default 0.5) reproduces the reference code's score
     -|p^ - t^|^2 = 2 cos - 2, whose softmax equals that of cos / 0.5 (paper.md §7).
     """
-    lc = cfg["listener"]
+    lc = cfg.listener
 
     def f():
         encoder = message_encoder(cfg)
-        message_proj = hk.Linear(lc["proj_dim"], name="message_proj")
-        candidate_proj = hk.Linear(lc["proj_dim"], name="candidate_proj")
+        message_proj = hk.Linear(lc.proj_dim, name="message_proj")
+        candidate_proj = hk.Linear(lc.proj_dim, name="candidate_proj")
 
         def encode_message(message):
             return message_proj(encoder(message))
@@ -201,7 +203,7 @@ def make_listener(cfg: dict) -> Listener:
 
     t = hk.without_apply_rng(hk.multi_transform(f))
     enc_m, enc_c = t.apply
-    temperature = float(lc["temperature"])
+    temperature = float(lc.temperature)
 
     def scores(params, message, candidates):
         return cosine_scores(enc_m(params, message), enc_c(params, candidates), temperature)
@@ -216,7 +218,7 @@ class Classifier(NamedTuple):
     apply: Callable  # (params, message (B, T)) -> logits (B, K)
 
 
-def make_classifier(cfg: dict, num_outputs: int) -> Classifier:
+def make_classifier(cfg: TrainConfig, num_outputs: int) -> Classifier:
     """Listener message encoder (embed + LSTM of a resolved config) followed by a linear head.
 
     For K-way classification use softmax cross-entropy on the (B, K) logits; for A binary

@@ -3,7 +3,7 @@
 Layout of the .npz (written with `np.savez` into an `atomic_path`, so a reader sees the old file or
 the new one, never half of one): arrays `a0`, `a1`, ... are the leaves of the `TrainState` in
 `jax.tree_util` flattening order, and `header` is a uint8 array holding UTF-8 JSON:
-`{"format": 2, "config": <resolved config>, "logit_dim": D, "paths": [keystr of each leaf],
+`{"format": 2, "config": <resolved config>, "feature_dim": D, "paths": [keystr of each leaf],
 "meta": {...}}`. Loading rebuilds the tree structure from the config (optax states included) and
 checks every path, shape and dtype against the file, so a file from another config is refused.
 Any damage (truncated, byte-flipped, empty, foreign file) is a `CheckpointError` naming the file.
@@ -23,12 +23,12 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import jax
 import numpy as np
 
 from emcom import agents, config as config_lib, population
+from emcom.config import TrainConfig
 from emcom.errors import EmcomError
 from emcom.provenance import atomic_path, remove_leftovers
 
@@ -56,9 +56,9 @@ class Checkpoint:
     leading axis num_listeners; scores (num_speakers,) is the teacher score (`imitation.score`) per
     speaker.
     """
-    config: dict
+    config: TrainConfig
     step: int
-    logit_dim: int
+    feature_dim: int
     state: population.TrainState
     meta: dict
 
@@ -70,32 +70,12 @@ class Checkpoint:
     def listeners(self):
         return self.state.listeners
 
-    @property
-    def targets(self):
-        return self.state.targets
-
-    @property
-    def speaker_opt(self):
-        return self.state.speaker_opt
-
-    @property
-    def listener_opt(self):
-        return self.state.listener_opt
-
-    @property
-    def scores(self) -> np.ndarray:
-        return self.state.scores
-
-    @property
-    def rng(self) -> np.ndarray:
-        return self.state.rng
-
 
 def _paths(tree) -> list[str]:
     return [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
 
 
-def logit_dim_of(state: population.TrainState) -> int:
+def feature_dim_of(state: population.TrainState) -> int:
     """D, the input size of the speakers' adapter."""
     w = state.speakers["speaker/~/adapter"]["w"]  # (N, D, 2H)
     return int(w.shape[1])
@@ -107,7 +87,7 @@ def previous_of(path: str | os.PathLike) -> Path:
     return path.with_name(f"{path.stem}.previous{path.suffix}")
 
 
-def save(path: str | os.PathLike, state: population.TrainState, config: dict,
+def save(path: str | os.PathLike, state: population.TrainState, config: TrainConfig,
          meta: dict | None = None, keep_previous: bool = False) -> Path:
     """Writes `state` (a TrainState), its resolved `config` and JSON-able `meta`, atomically.
 
@@ -116,7 +96,7 @@ def save(path: str | os.PathLike, state: population.TrainState, config: dict,
     """
     path = Path(path)
     leaves = [np.asarray(a) for a in jax.tree_util.tree_leaves(state)]
-    header = {"format": FORMAT, "config": config, "logit_dim": logit_dim_of(state),
+    header = {"format": FORMAT, "config": config.to_dict(), "feature_dim": feature_dim_of(state),
               "paths": _paths(state), "meta": meta or {}}
     arrays = {f"a{i}": a for i, a in enumerate(leaves)}
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
@@ -167,7 +147,7 @@ def _header(arrays: dict[str, np.ndarray], path: Path) -> dict:
         header = json.loads(bytes(arrays["header"]).decode())
         if not isinstance(header, dict):
             raise TypeError(f"header is a JSON {type(header).__name__}, not an object")
-        int(header["logit_dim"]), header["config"], list(header["paths"])
+        int(header["feature_dim"]), header["config"], list(header["paths"])
     except _DAMAGE as e:
         raise CheckpointError(f"checkpoint {path}: damaged header ({type(e).__name__}: {e})") from e
     if header.get("format") != FORMAT:
@@ -189,9 +169,9 @@ def load(path: str | os.PathLike) -> Checkpoint:
     except config_lib.ConfigError as e:
         raise CheckpointVersionError(f"checkpoint {path}: its config is not valid for this version "
                                      f"of emcom: {e}") from e
-    d = int(header["logit_dim"])
+    d = int(header["feature_dim"])
     if d < 1:
-        raise CheckpointError(f"checkpoint {path}: header logit_dim {d} is not positive")
+        raise CheckpointError(f"checkpoint {path}: header feature_dim {d} is not positive")
     template = jax.eval_shape(
         lambda: population.init_state(cfg, agents.make_speaker(cfg), agents.make_listener(cfg), d))
     expected = _paths(template)
@@ -210,7 +190,7 @@ def load(path: str | os.PathLike) -> Checkpoint:
     meta = header.get("meta", {})
     if not isinstance(meta, dict):
         raise CheckpointError(f"checkpoint {path}: header 'meta' is not an object")
-    return Checkpoint(config=cfg, step=int(state.step), logit_dim=d, state=state, meta=meta)
+    return Checkpoint(config=cfg, step=int(state.step), feature_dim=d, state=state, meta=meta)
 
 
 def load_resume(path: str | os.PathLike) -> Checkpoint | None:
@@ -232,14 +212,3 @@ def load_resume(path: str | os.PathLike) -> Checkpoint | None:
             os.replace(candidate, aside)
             log.warning("%s; moved to %s, falling back on the previous generation", e, aside)
     return None
-
-
-def as_dict(value: Any) -> Any:
-    """JSON-able copy of meta values (NumPy scalars become Python numbers)."""
-    if isinstance(value, dict):
-        return {k: as_dict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [as_dict(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

@@ -1,6 +1,7 @@
-"""The game/training config: paper defaults, deep merge with overrides, validation.
+"""The game/training config: typed records with the paper's defaults, merge with overrides,
+validation.
 
-`resolve(overrides)` returns a new nested dict; every error is a `ConfigError` that names the dotted
+`resolve(overrides)` returns a frozen `TrainConfig`; every error is a `ConfigError` that names the dotted
 key (e.g. `loss.kl_coef`). Choices where the paper and its reference code disagree are documented in
 `docs/training.md`.
 """
@@ -8,33 +9,129 @@ key (e.g. `loss.kl_coef`). Choices where the paper and its reference code disagr
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 from typing import Any
 
 from emcom.errors import EmcomError
 
-# Paper values (Chaabouni et al. 2022, App. A); see docs/training.md for the choices made.
-DEFAULTS: dict[str, Any] = {
-    "seed": 0,
-    "game": {"vocab_size": 20, "message_length": 10, "num_candidates": 1024},  # -1: whole batch
-    "speaker": {"hidden_size": 256, "embed_dim": 10, "target_init": "copy"},
-    "listener": {"hidden_size": 512, "embed_dim": 10, "proj_dim": 256, "temperature": 0.5},
-    "loss": {
-        "speaker": "reinforce", "reward": "success", "entropy_coef": 1.0e-4, "kl_coef": 0.5,
-        "kl_ema": 0.99, "time_reduction": "mean", "reference_sampling": False,
-    },
-    "optimizer": {"learning_rate": 1.0e-4, "b1": 0.9, "b2": 0.999, "eps": 1.0e-8},
-    "population": {"num_speakers": 1, "num_listeners": 1, "pairs_per_step": None,  # None: N
-                   "update": "sequential"},
-    "imitation": {"every": 0, "students": 1, "teacher": "best", "ema": 0.99,  # every 0: off
-                  "score": "ema", "student": "free"},
-    "reset": {"every": 0, "target": "listener"},  # every 0: off
-    "training": {
-        "steps": 1000, "batch_size": 1024, "steps_per_call": 50, "log_every": 50,
-        "eval_every": 500, "checkpoint_every": 500, "eval_candidates": [16, 64, 256, 1024],
-        "eval_batches": 4,
-    },
-}
+@dataclasses.dataclass(frozen=True)
+class GameConfig:
+    vocab_size: int = 20
+    message_length: int = 10
+    num_candidates: int = 1024  # target included; -1: the whole batch
 
+
+@dataclasses.dataclass(frozen=True)
+class SpeakerConfig:
+    hidden_size: int = 256
+    embed_dim: int = 10
+    target_init: str = "copy"
+
+
+@dataclasses.dataclass(frozen=True)
+class ListenerConfig:
+    hidden_size: int = 512
+    embed_dim: int = 10
+    proj_dim: int = 256
+    temperature: float = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    speaker: str = "reinforce"
+    reward: str = "success"
+    entropy_coef: float = 1.0e-4
+    kl_coef: float = 0.5
+    kl_ema: float = 0.99
+    time_reduction: str = "mean"
+    reference_sampling: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    learning_rate: float = 1.0e-4
+    b1: float = 0.9
+    b2: float = 0.999
+    eps: float = 1.0e-8
+
+
+@dataclasses.dataclass(frozen=True)
+class PopulationConfig:
+    num_speakers: int = 1
+    num_listeners: int = 1
+    pairs_per_step: int | None = None  # None: num_speakers
+    update: str = "sequential"
+
+    @property
+    def pairs(self) -> int:
+        """S, the number of (speaker, listener) pairs trained per step."""
+        return self.num_speakers if self.pairs_per_step is None else self.pairs_per_step
+
+
+@dataclasses.dataclass(frozen=True)
+class ImitationConfig:
+    every: int = 0  # 0: off
+    students: int = 1
+    teacher: str = "best"
+    ema: float = 0.99
+    score: str = "ema"
+    student: str = "free"
+
+
+@dataclasses.dataclass(frozen=True)
+class ResetConfig:
+    every: int = 0  # 0: off
+    target: str = "listener"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    steps: int = 1000
+    batch_size: int = 1024
+    steps_per_call: int = 50
+    log_every: int = 50
+    eval_every: int = 500
+    checkpoint_every: int = 500
+    eval_candidates: tuple[int, ...] = (16, 64, 256, 1024)
+    eval_batches: int = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """One training run's config, resolved (`resolve`). Defaults are the paper's (App. A); the
+    schema (config/schema/config.schema.yaml) states the same defaults with their descriptions."""
+    seed: int = 0
+    game: GameConfig = GameConfig()
+    speaker: SpeakerConfig = SpeakerConfig()
+    listener: ListenerConfig = ListenerConfig()
+    loss: LossConfig = LossConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    population: PopulationConfig = PopulationConfig()
+    imitation: ImitationConfig = ImitationConfig()
+    reset: ResetConfig = ResetConfig()
+    training: TrainingConfig = TrainingConfig()
+
+    @property
+    def num_candidates(self) -> int:
+        """|C| of the training game, target included (-1 in the config: the whole batch)."""
+        c = self.game.num_candidates
+        return self.training.batch_size if c == -1 else c
+
+    def to_dict(self) -> dict[str, Any]:
+        """The nested plain dict (JSON-ready; `resolve` of it gives this config back)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+
+def _defaults() -> dict[str, Any]:
+    return TrainConfig().to_dict()
+
+
+_SECTIONS = {
+    "game": GameConfig, "speaker": SpeakerConfig, "listener": ListenerConfig, "loss": LossConfig,
+    "optimizer": OptimizerConfig, "population": PopulationConfig, "imitation": ImitationConfig,
+    "reset": ResetConfig, "training": TrainingConfig,
+}
 _CHOICES = {
     "loss.speaker": ("reinforce", "policy_gradient"),
     "loss.reward": ("success", "log_prob"),
@@ -65,25 +162,28 @@ class ConfigError(EmcomError):
     """A config value is unknown, of the wrong type, or out of range; the message names the key."""
 
 
-def resolve(overrides: dict | None = None) -> dict:
-    """Deep-merges `overrides` into a copy of `DEFAULTS` and validates the result.
+def resolve(overrides: dict | TrainConfig | None = None) -> TrainConfig:
+    """The `TrainConfig` of nested `overrides` of the defaults, validated.
 
     Args:
-      overrides: nested dict with a subset of the keys of `DEFAULTS` (None: no override).
-
-    Returns:
-      A new nested dict with every key of `DEFAULTS`.
+      overrides: nested dict with a subset of the keys of `TrainConfig` (None: no override), or
+        a TrainConfig (returned as is).
 
     Raises:
       ConfigError: naming the dotted key, for unknown keys, wrong types or values out of range.
     """
-    cfg = copy.deepcopy(DEFAULTS)
+    if isinstance(overrides, TrainConfig):
+        return overrides
+    defaults = _defaults()
+    cfg = copy.deepcopy(defaults)
     if overrides is not None:
         if not isinstance(overrides, dict):
             raise ConfigError(f"config overrides must be a dict, got {type(overrides).__name__}")
-        _merge(cfg, overrides, DEFAULTS, prefix="")
+        _merge(cfg, overrides, defaults, prefix="")
     _validate(cfg)
-    return cfg
+    return TrainConfig(seed=cfg["seed"], **{
+        name: section(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg[name].items()})
+        for name, section in _SECTIONS.items()})
 
 
 def check_overrides(overrides: dict) -> None:
@@ -91,19 +191,8 @@ def check_overrides(overrides: dict) -> None:
     section); rules that relate several keys need the merged config and are left to `resolve`."""
     if not isinstance(overrides, dict):
         raise ConfigError(f"config overrides must be a dict, got {type(overrides).__name__}")
-    _merge(copy.deepcopy(DEFAULTS), overrides, DEFAULTS, prefix="")
-
-
-def pairs_per_step(cfg: dict) -> int:
-    """S, the number of (speaker, listener) pairs trained per step (default: num_speakers)."""
-    s = cfg["population"]["pairs_per_step"]
-    return cfg["population"]["num_speakers"] if s is None else s
-
-
-def num_candidates(cfg: dict) -> int:
-    """|C| of the training game, target included (-1 in the config means the whole batch)."""
-    c = cfg["game"]["num_candidates"]
-    return cfg["training"]["batch_size"] if c == -1 else c
+    defaults = _defaults()
+    _merge(copy.deepcopy(defaults), overrides, defaults, prefix="")
 
 
 def _merge(into: dict, new: dict, schema: dict, prefix: str) -> None:
@@ -212,3 +301,83 @@ def _check_reset_schedule(every: int, training: dict) -> None:
             f"'training.eval_every'={eval_every}: the last reset (after step {last}) falls within "
             f"one evaluation interval of the end, so the run would end on a listener trained "
             f"{steps - last} steps; choose reset.every so that steps - last reset >= eval_every")
+
+
+# ------------------------------------------------------------------ per-checkpoint stage settings
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSettings:
+    """`evaluate:` (also the zero-shot transfer jobs); docs/evaluation.md."""
+    candidates: tuple[int, ...] = (16, 64, 256, 1024, 4096)
+    epochs: int = 5
+    seed: int = 42
+    max_agents: int = 10
+    noise: float = 0.5
+    splits: tuple[str, ...] = ("valid", "test", "test_official")
+    memory_budget: int = 1 << 30  # bytes of float32 score matrices per jitted speaker chunk
+
+
+@dataclasses.dataclass(frozen=True)
+class LanguageSettings:
+    """`language:`: TopSim and the speakers' edit distance; docs/evaluation.md."""
+    split: str = "test"
+    max_agents: int = 10
+    max_messages: int | None = None  # None: the whole split (memory grows as N^2)
+    seed: int = 42
+    batch_size: int = 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class EtlSettings:
+    """`etl:`: fresh listeners on frozen speakers; docs/evaluation.md."""
+    steps: int = 10_000
+    eval_every: int = 1_000
+    steps_per_call: int = 50
+    listeners: int = 3
+    max_speakers: int = 5
+    batch_size: int = 4096  # paper Table 3; the reference code uses 1024
+    candidates: int = 4096  # capped by the batch size (and the evaluation split's size)
+    learning_rate: float = 1.0e-3
+    tasks: tuple[str, ...] = ("discrimination", "classification", "attributes")
+    train_split: str = "train"
+    split: str = "test"
+    # test: the held-out `split`; train: a batch of `train_split` drawn for the measurement, like
+    # the batch accuracy the reference code logs (eol_experiment.py)
+    measure_on: str = "test"
+    seed: int = 0
+
+
+STAGE_SETTINGS = {"evaluate": EvalSettings, "language": LanguageSettings, "etl": EtlSettings}
+
+
+def stage_settings(stage: str, overrides: Any = None):
+    """The settings record of `stage` ("evaluate", "language", "etl") from a mapping of overrides
+    (or a record, returned as is); raises ConfigError naming an unknown or mistyped `stage.key`."""
+    cls = STAGE_SETTINGS[stage]
+    if isinstance(overrides, cls):
+        return overrides
+    overrides = dict(overrides or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown {stage} setting(s) {[f'{stage}.{k}' for k in unknown]}; "
+                          f"known: {sorted(fields)}")
+    values = {}
+    for key, value in overrides.items():
+        default = fields[key].default
+        if isinstance(default, tuple):
+            if not isinstance(value, (list, tuple)):
+                raise ConfigError(f"{stage}.{key} must be a list, got {value!r}")
+            value = tuple(value)
+        elif value is None and default is not None:
+            raise ConfigError(f"{stage}.{key} must not be null")
+        elif isinstance(default, bool) or (isinstance(default, int) and value is not None):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{stage}.{key} must be an integer, got {value!r}")
+        elif isinstance(default, float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{stage}.{key} must be a number, got {value!r}")
+            value = float(value)
+        values[key] = value
+    return cls(**values)

@@ -31,27 +31,11 @@ import optax
 import pandas as pd
 
 from emcom import agents, data, evaluate, game, tidy
+from emcom.config import EtlSettings, TrainConfig, stage_settings
 
 log = logging.getLogger(__name__)
 
 TASKS = ("discrimination", "classification", "attributes")
-DEFAULTS: dict[str, Any] = {
-    "steps": 10_000,
-    "eval_every": 1_000,
-    "steps_per_call": 50,
-    "listeners": 3,
-    "max_speakers": 5,
-    "batch_size": 4096,  # paper Table 3; the reference code uses 1024 (docs/evaluation.md)
-    "candidates": 4096,  # capped by the batch size (and the evaluation split's size)
-    "learning_rate": 1.0e-3,
-    "tasks": list(TASKS),
-    "train_split": "train",
-    "split": "test",
-    # "test": the held-out `split`; "train": a batch of `train_split` drawn for the measurement,
-    # like the batch accuracy the reference code logs (eol_experiment.py)
-    "measure_on": "test",
-    "seed": 0,
-}
 MEASURE_ON = ("test", "train")
 
 
@@ -65,7 +49,7 @@ class Task(NamedTuple):
     candidates: int  # |C| of discrimination, -1 otherwise
 
 
-def discrimination_task(cfg: dict, candidates: int) -> Task:
+def discrimination_task(cfg: TrainConfig, candidates: int) -> Task:
     """The game's listener architecture trained with InfoNCE over |C| batch candidates."""
     listener = agents.make_listener(cfg)
 
@@ -78,7 +62,7 @@ def discrimination_task(cfg: dict, candidates: int) -> Task:
     return Task("discrimination", lambda rng, m, x: listener.init(rng, m, x), loss, candidates)
 
 
-def classification_task(cfg: dict, num_classes: int) -> Task:
+def classification_task(cfg: TrainConfig, num_classes: int) -> Task:
     """Message encoder + softmax over `num_classes` labels."""
     clf = agents.make_classifier(cfg, num_classes)
 
@@ -90,7 +74,7 @@ def classification_task(cfg: dict, num_classes: int) -> Task:
     return Task("classification", lambda rng, m, x: clf.init(rng, m), loss, -1)
 
 
-def attributes_task(cfg: dict, num_attributes: int, num_values: int) -> Task:
+def attributes_task(cfg: TrainConfig, num_attributes: int, num_values: int) -> Task:
     """Message encoder + one softmax over `num_values` per attribute (A x K outputs)."""
     clf = agents.make_classifier(cfg, num_attributes * num_values)
 
@@ -163,9 +147,9 @@ def _batch(split_arrays: Mapping[str, np.ndarray], rows: np.ndarray) -> dict[str
     return {k: jnp.asarray(v[rows]) for k, v in split_arrays.items()}
 
 
-def train_listeners(cfg: dict, task: Task, train_messages: np.ndarray,
+def train_listeners(cfg: TrainConfig, task: Task, train_messages: np.ndarray,
                     train_arrays: Mapping[str, np.ndarray], test_messages: np.ndarray,
-                    test_arrays: Mapping[str, np.ndarray], settings: Mapping[str, Any]
+                    test_arrays: Mapping[str, np.ndarray], settings: EtlSettings
                     ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Trains `listeners` fresh listeners per speaker on one task; the held-out curve.
 
@@ -180,14 +164,14 @@ def train_listeners(cfg: dict, task: Task, train_messages: np.ndarray,
       and the last step.
     """
     num_speakers, n, _ = train_messages.shape
-    num_listeners = int(settings["listeners"])
-    batch = min(int(settings["batch_size"]), n)
+    num_listeners = int(settings.listeners)
+    batch = min(int(settings.batch_size), n)
     eval_batch = min(batch, len(test_messages[0]))
     if task.candidates != -1:
         eval_batch = min(task.candidates, eval_batch)  # the whole evaluation batch is candidates
-    optimizer, train, evaluate_fn = make_trainer(task, float(settings["learning_rate"]))
+    optimizer, train, evaluate_fn = make_trainer(task, float(settings.learning_rate))
 
-    key = jax.random.fold_in(jax.random.PRNGKey(int(settings["seed"])), TASKS.index(task.name))
+    key = jax.random.fold_in(jax.random.PRNGKey(int(settings.seed)), TASKS.index(task.name))
     key, init_key = jax.random.split(key)
     init_keys = jax.random.split(init_key, num_speakers * num_listeners)
     dummy = _batch(train_arrays, np.arange(1))
@@ -203,11 +187,11 @@ def train_listeners(cfg: dict, task: Task, train_messages: np.ndarray,
     params, opt_state = jax.tree_util.tree_map(
         lambda a: a.reshape((num_speakers, num_listeners) + a.shape[1:]), (params, opt_state))
 
-    steps, every, per_call = (int(settings[k]) for k in ("steps", "eval_every", "steps_per_call"))
+    steps, every, per_call = settings.steps, settings.eval_every, settings.steps_per_call
     marks = sorted({0, steps, *range(every, steps, every)})
-    rng = np.random.default_rng(int(settings["seed"]))
+    rng = np.random.default_rng(int(settings.seed))
     # Its own stream, so that measuring does not change the training batches.
-    measure_rng = np.random.default_rng([int(settings["seed"]), 1])
+    measure_rng = np.random.default_rng([int(settings.seed), 1])
 
     def measure_train_batch() -> tuple[np.ndarray, np.ndarray]:
         rows = measure_rng.choice(n, size=batch, replace=False)
@@ -216,7 +200,7 @@ def train_listeners(cfg: dict, task: Task, train_messages: np.ndarray,
         return np.asarray(loss) / batch, np.asarray(success) / batch
 
     def measure() -> tuple[np.ndarray, np.ndarray]:
-        if settings["measure_on"] == "train":
+        if settings.measure_on == "train":
             return measure_train_batch()
         loss, success, count = 0.0, 0.0, 0
         size = len(test_messages[0])
@@ -247,64 +231,64 @@ def train_listeners(cfg: dict, task: Task, train_messages: np.ndarray,
             done += k
         curve[mark] = measure()
         log.info("%s step %d/%d: train loss %.4f, %s accuracy %.4f", task.name, done,
-                 steps, float(np.mean(losses[-1])), settings["measure_on"],
+                 steps, float(np.mean(losses[-1])), settings.measure_on,
                  float(np.mean(curve[mark][1])))
     return curve
 
 
-def _check_settings(settings: Mapping[str, Any]) -> None:
+def _check_settings(settings: EtlSettings) -> None:
     for key in ("steps", "eval_every", "steps_per_call", "listeners", "max_speakers",
                 "batch_size", "candidates"):
-        value = settings[key]
+        value = getattr(settings, key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"etl.{key} must be a positive integer, got {value!r}")
-    if settings["candidates"] < 2:
-        raise ValueError(f"etl.candidates must be >= 2, got {settings['candidates']}")
-    unknown = [t for t in settings["tasks"] if t not in TASKS]
+    if settings.candidates < 2:
+        raise ValueError(f"etl.candidates must be >= 2, got {settings.candidates}")
+    unknown = [t for t in settings.tasks if t not in TASKS]
     if "reconstruction" in unknown:
         raise ValueError("etl.tasks: reconstruction needs the images, which the prepared "
                          "datasets do not carry (BYOL features only); remove it")
     if unknown:
         raise ValueError(f"etl.tasks: unknown task(s) {unknown}; known: {list(TASKS)}")
-    if settings["measure_on"] not in MEASURE_ON:
+    if settings.measure_on not in MEASURE_ON:
         raise ValueError(f"etl.measure_on must be one of {MEASURE_ON}, got "
-                         f"{settings['measure_on']!r}")
+                         f"{settings.measure_on!r}")
 
 
-def run(checkpoint: Any, data_dir: str | os.PathLike, settings: Mapping[str, Any] | None = None
-        ) -> pd.DataFrame:
-    """The ETL stage of a checkpoint; tidy rows (stage "etl", split = settings["split"], or the
+def run(settings: EtlSettings | Mapping[str, Any] | None, checkpoint: Any,
+        data_dir: str | os.PathLike) -> pd.DataFrame:
+    """The ETL stage of a checkpoint; tidy rows (stage "etl", split = settings.split, or the
     train split with `measure_on: train`).
 
     Rows per (frozen speaker, fresh listener, step): `etl_<task>` accuracy (discrimination with
     `candidates` = |C|), `etl_loss/<task>` held-out loss, and for attributes `etl_attribute/<Name>`.
     `step` is the ETL step; the last step's rows are the final values.
     """
-    settings = evaluate.resolve_settings(settings, DEFAULTS, "etl")
+    settings = stage_settings("etl", settings)
     _check_settings(settings)
     ckpt = evaluate.as_checkpoint(checkpoint)
     cfg = ckpt.config
     manifest = data.read_manifest(data_dir)
-    train_split = data.load_split(data_dir, settings["train_split"])
-    test_split = data.load_split(data_dir, settings["split"])
-    count = min(evaluate.num_agents(ckpt.speakers), int(settings["max_speakers"]))
+    train_split = data.load_split(data_dir, settings.train_split)
+    test_split = data.load_split(data_dir, settings.split)
+    count = min(evaluate.num_agents(ckpt.speakers), int(settings.max_speakers))
     speakers = evaluate.first_agents(ckpt.speakers, count)
     speaker = agents.make_speaker(cfg)
     sampled = evaluate.sampled_words(cfg)
     log.info("%s messages of %d frozen speakers", "sampled" if sampled else "greedy", count)
-    key = jax.random.PRNGKey(int(settings["seed"]))
-    messages = {name: evaluate.speaker_messages(speaker, speakers, np.asarray(split.logits),
+    key = jax.random.PRNGKey(int(settings.seed))
+    messages = {name: evaluate.speaker_messages(speaker, speakers, np.asarray(split.features),
                                                 rng=jax.random.fold_in(key, len(TASKS) + i)
                                                 if sampled else None)
                 for i, (name, split) in enumerate((("train", train_split), ("test", test_split)))}
-    arrays = {name: {"x": np.asarray(split.logits), "label": np.asarray(split.labels)}
+    arrays = {name: {"x": np.asarray(split.features), "label": np.asarray(split.labels)}
               for name, split in (("train", train_split), ("test", test_split))}
 
     tasks = []
-    for name in settings["tasks"]:
+    for name in settings.tasks:
         if name == "discrimination":
-            tasks.append(discrimination_task(cfg, min(int(settings["candidates"]),
-                                                      int(settings["batch_size"]),
+            tasks.append(discrimination_task(cfg, min(int(settings.candidates),
+                                                      int(settings.batch_size),
                                                       len(train_split), len(test_split))))
         elif name == "classification":
             num_classes = int(manifest["num_classes"])
@@ -325,13 +309,13 @@ def run(checkpoint: Any, data_dir: str | os.PathLike, settings: Mapping[str, Any
                 arrays[split_name]["attributes"] = np.asarray(split.attributes)
 
     rows: list[dict[str, Any]] = []
-    grid = dict(axes=("speaker", "listener"), coords=(range(count), range(settings["listeners"])))
+    grid = dict(axes=("speaker", "listener"), coords=(range(count), range(settings.listeners)))
     for task in tasks:
         log.info("ETL task %s: %d speakers x %d listeners, %d steps", task.name, count,
-                 settings["listeners"], settings["steps"])
+                 settings.listeners, settings.steps)
         curve = train_listeners(cfg, task, messages["train"], arrays["train"], messages["test"],
                                 arrays["test"], settings)
-        split = settings["split" if settings["measure_on"] == "test" else "train_split"]
+        split = settings.split if settings.measure_on == "test" else settings.train_split
         common = dict(stage="etl", split=split, candidates=task.candidates)
         for step, (loss, accuracy) in curve.items():
             rows += tidy.make_rows(f"etl_loss/{task.name}", loss, step=step, **grid, **common)

@@ -29,31 +29,9 @@ import numpy as np
 import pandas as pd
 
 from emcom import agents, checkpoint as checkpoint_lib, data, game, tidy
+from emcom.config import EvalSettings, TrainConfig, stage_settings
 
 log = logging.getLogger(__name__)
-
-DEFAULTS: dict[str, Any] = {
-    "candidates": [16, 64, 256, 1024, 4096],
-    "epochs": 5,
-    "seed": 42,
-    "max_agents": 10,
-    "noise": 0.5,
-    "splits": ["valid", "test", "test_official"],
-    # Upper bound on the float32 score matrices of one jitted speaker chunk (bytes).
-    "memory_budget": 1 << 30,
-}
-
-
-def resolve_settings(settings: Mapping[str, Any] | None, defaults: Mapping[str, Any],
-                     stage: str) -> dict[str, Any]:
-    """`settings` over `defaults`; raises ValueError naming an unknown `stage.key`."""
-    settings = dict(settings or {})
-    unknown = sorted(set(settings) - set(defaults))
-    if unknown:
-        raise ValueError(f"unknown {stage} setting(s) {[f'{stage}.{k}' for k in unknown]}; "
-                         f"known: {sorted(defaults)}")
-    return {**defaults, **settings}
-
 
 def as_checkpoint(ckpt: Any) -> checkpoint_lib.Checkpoint:
     """A loaded checkpoint from a path (loaded here) or an already loaded `Checkpoint`."""
@@ -72,10 +50,10 @@ def num_agents(tree: Any) -> int:
     return int(jax.tree_util.tree_leaves(tree)[0].shape[0])
 
 
-def sampled_words(cfg: Mapping[str, Any]) -> bool:
+def sampled_words(cfg: TrainConfig) -> bool:
     """Whether a checkpoint's config asks for the reference code's sampled words at evaluation
     (`loss.reference_sampling`) instead of the paper's greedy ones."""
-    return bool(cfg["loss"]["reference_sampling"])
+    return bool(cfg.loss.reference_sampling)
 
 
 def speaker_messages(speaker: agents.Speaker, speakers: Any, x: np.ndarray,
@@ -172,11 +150,11 @@ def play_batch(speaker: agents.Speaker, listener: agents.Listener, speakers: Any
                 return [scores if i is None else jnp.take_along_axis(scores, i, axis=1)
                         for i in index]  # K x (B, C)
 
-            logits = jax.vmap(one_listener)(listeners, targets)  # K x (Pl, B, C)
+            features = jax.vmap(one_listener)(listeners, targets)  # K x (Pl, B, C)
             pair = jnp.stack([jax.vmap(game.success, (0, None))(lg, lb).sum(-1)
-                              for lg, lb in zip(logits, labels)])  # (K, Pl)
+                              for lg, lb in zip(features, labels)])  # (K, Pl)
             vote = jnp.stack([game.success(jax.nn.softmax(lg, axis=-1).mean(0), lb).sum()
-                              for lg, lb in zip(logits, labels)])  # (K,)
+                              for lg, lb in zip(features, labels)])  # (K,)
             return pair, vote
 
         pair, vote = jax.lax.map(one_speaker, msgs, batch_size=speaker_chunk)  # (Ps, K, Pl)
@@ -190,43 +168,43 @@ def play_batch(speaker: agents.Speaker, listener: agents.Listener, speakers: Any
 
 
 def evaluate_split(speaker: agents.Speaker, listener: agents.Listener, speakers: Any,
-                   listeners: Any, logits: np.ndarray, settings: Mapping[str, Any],
+                   listeners: Any, features: np.ndarray, settings: EvalSettings,
                    sample_words: bool = False) -> tuple[list[int], dict[str, np.ndarray]]:
     """Accuracies of P x P pairs and votes on one split, averaged over the reshuffled epochs.
 
     Args:
       speakers, listeners: params stacked on leading axes of sizes Ps, Pl.
-      logits: (N, D) inputs of the split.
-      settings: resolved evaluation settings (see DEFAULTS).
+      features: (N, D) inputs of the split.
+      settings: the evaluation settings.
       sample_words: sampled messages (`loss.reference_sampling`) instead of greedy ones.
     Returns:
       (the |C| values used, {"accuracy", "accuracy_noisy": (K, Ps, Pl),
       "accuracy_vote", "accuracy_vote_noisy": (K, Ps)}) mean successes in [0, 1].
     """
-    n = len(logits)
-    candidates = capped_candidates(list(settings["candidates"]), n)
+    n = len(features)
+    candidates = capped_candidates(list(settings.candidates), n)
     batch = candidates[-1]
     ps, pl = num_agents(speakers), num_agents(listeners)
     # The candidate scores of one vmapped speaker: Pl x B x B floats, a few copies alive.
     per_speaker = 4 * pl * batch * batch * (len(candidates) + 2)
-    chunk = int(max(1, min(ps, settings["memory_budget"] // per_speaker)))
-    order_rng = np.random.default_rng(int(settings["seed"]))
-    key = jax.random.PRNGKey(int(settings["seed"]))
+    chunk = int(max(1, min(ps, settings.memory_budget // per_speaker)))
+    order_rng = np.random.default_rng(int(settings.seed))
+    key = jax.random.PRNGKey(int(settings.seed))
     totals: dict[str, np.ndarray] = {}
     games = 0
-    for epoch in range(int(settings["epochs"])):
+    for epoch in range(int(settings.epochs)):
         order = order_rng.permutation(n)
         # The last partial batch is dropped: the next epoch's reshuffle covers those rows.
         for b, start in enumerate(range(0, n - batch + 1, batch)):
-            x = jnp.asarray(logits[np.sort(order[start:start + batch])])
+            x = jnp.asarray(features[np.sort(order[start:start + batch])])
             out = play_batch(speaker, listener, speakers, listeners, x,
                              jax.random.fold_in(jax.random.fold_in(key, epoch), b),
-                             candidates=tuple(candidates), noise=float(settings["noise"]),
+                             candidates=tuple(candidates), noise=float(settings.noise),
                              speaker_chunk=chunk, sample_words=sample_words)
             for name, value in out.items():
                 totals[name] = totals.get(name, 0) + np.asarray(value, dtype=np.float64)
             games += batch
-        log.info("epoch %d/%d: %d games per pair", epoch + 1, settings["epochs"], games)
+        log.info("epoch %d/%d: %d games per pair", epoch + 1, settings.epochs, games)
     return candidates, {name: value / games for name, value in totals.items()}
 
 
@@ -270,43 +248,44 @@ def split_rows(split: str, candidates: list[int], acc: Mapping[str, np.ndarray],
     return rows
 
 
-def run(checkpoint: Any, data_dir: str | os.PathLike, settings: Mapping[str, Any] | None = None,
-        *, eval_data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+def run(settings: EvalSettings | Mapping[str, Any] | None, checkpoint: Any,
+        data_dir: str | os.PathLike, *, eval_data_dir: str | os.PathLike | None = None
+        ) -> pd.DataFrame:
     """Evaluates a checkpoint's first P = min(N, max_agents) speakers and listeners.
 
     Args:
       checkpoint: a checkpoint path or an `emcom.checkpoint.Checkpoint`.
       data_dir: the prepared dataset (the training one, or the transfer target when the workflow
         passes it directly).
-      settings: overrides of `DEFAULTS`.
+      settings: `evaluate:` (an EvalSettings or a mapping of overrides of its defaults).
       eval_data_dir: evaluate on this dataset instead (zero-shot transfer); its rows carry its
         manifest name as `eval_dataset`. Otherwise `eval_dataset` is left empty for the caller.
     Returns:
-      the tidy rows (stage "eval") of every available split among settings["splits"].
+      the tidy rows (stage "eval") of every available split among settings.splits.
     """
-    settings = resolve_settings(settings, DEFAULTS, "evaluate")
+    settings = stage_settings("evaluate", settings)
     ckpt = as_checkpoint(checkpoint)
     target_dir = Path(eval_data_dir if eval_data_dir is not None else data_dir)
     manifest = data.read_manifest(target_dir)
     eval_dataset = str(manifest.get("name", target_dir.name)) if eval_data_dir is not None else ""
-    if int(manifest["logit_dim"]) != ckpt.logit_dim:
-        raise ValueError(f"{target_dir}: logit_dim {manifest['logit_dim']} differs from the "
-                         f"checkpoint's D = {ckpt.logit_dim}; zero-shot transfer needs equal D")
+    if int(manifest["feature_dim"]) != ckpt.feature_dim:
+        raise ValueError(f"{target_dir}: feature_dim {manifest['feature_dim']} differs from the "
+                         f"checkpoint's D = {ckpt.feature_dim}; zero-shot transfer needs equal D")
     cfg = ckpt.config
     speaker, listener = agents.make_speaker(cfg), agents.make_listener(cfg)
-    p = int(settings["max_agents"])
+    p = int(settings.max_agents)
     speakers = first_agents(ckpt.speakers, min(num_agents(ckpt.speakers), p))
     listeners = first_agents(ckpt.listeners, min(num_agents(ckpt.listeners), p))
     available = manifest.get("splits", {})
     rows: list[dict[str, Any]] = []
-    for split in settings["splits"]:
+    for split in settings.splits:
         if split not in available:
             log.info("split %r not in %s (has %s): skipped", split, target_dir, sorted(available))
             continue
-        logits = data.load_split(target_dir, split).logits
+        features = data.load_split(target_dir, split).features
         log.info("evaluating %d x %d pairs on %s/%s (%d examples)", num_agents(speakers),
-                 num_agents(listeners), target_dir, split, len(logits))
-        candidates, acc = evaluate_split(speaker, listener, speakers, listeners, logits, settings,
+                 num_agents(listeners), target_dir, split, len(features))
+        candidates, acc = evaluate_split(speaker, listener, speakers, listeners, features, settings,
                                          sampled_words(cfg))
         rows += split_rows(split, candidates, acc, ckpt.step, eval_dataset)
     return tidy.frame(rows)

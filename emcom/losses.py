@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from emcom.agents import Listener, Rollout, Speaker, cosine_scores
+from emcom.config import TrainConfig
 from emcom.game import candidate_logits, success
 
 TIME_REDUCTIONS = ("mean", "sum")
@@ -108,7 +109,7 @@ class PairMetrics(NamedTuple):
     kl: jax.Array
 
 
-def make_pair_loss(cfg: dict, speaker: Speaker, listener: Listener,
+def make_pair_loss(cfg: TrainConfig, speaker: Speaker, listener: Listener,
                    num_candidates: int) -> Callable:
     """The loss of one (speaker, listener) pair on one batch, for `jax.grad` over both.
 
@@ -116,8 +117,8 @@ def make_pair_loss(cfg: dict, speaker: Speaker, listener: Listener,
     (loss (), PairMetrics)`. The speaker's words and the reward are constants for the listener
     and the speaker respectively, so the gradient of the sum splits into each agent's own loss.
     """
-    lc = cfg["loss"]
-    reference_sampling = lc["reference_sampling"]
+    lc = cfg.loss
+    reference_sampling = lc.reference_sampling
 
     def pair_loss(sp, li, target, x, rng):
         word_key, cand_key = jax.random.split(rng)
@@ -132,14 +133,14 @@ def make_pair_loss(cfg: dict, speaker: Speaker, listener: Listener,
         logits, labels = candidate_logits(scores, num_candidates, cand_key)
         l_loss = info_nce(logits, labels)
         hit = success(jax.lax.stop_gradient(logits), labels)
-        if lc["reward"] == "success":
+        if lc.reward == "success":
             reward = hit
         else:
             log_p = jax.nn.log_softmax(jax.lax.stop_gradient(logits), axis=1)
             reward = jnp.take_along_axis(log_p, labels[:, None], axis=1)[:, 0]
-        s = speaker_loss(rollout, target_logits, reward, kind=lc["speaker"],
-                         entropy_coef=lc["entropy_coef"], kl_coef=lc["kl_coef"],
-                         time_reduction=lc["time_reduction"])
+        s = speaker_loss(rollout, target_logits, reward, kind=lc.speaker,
+                         entropy_coef=lc.entropy_coef, kl_coef=lc.kl_coef,
+                         time_reduction=lc.time_reduction)
         metrics = PairMetrics(accuracy=hit.mean(), speaker_loss=s.loss, listener_loss=l_loss,
                               entropy=s.entropy, kl=s.kl)
         return s.loss + l_loss, metrics

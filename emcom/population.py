@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import optax
 
 from emcom.agents import Listener, Speaker
+from emcom.config import TrainConfig
 from emcom.losses import imitation_loss
 
 PyTree = Any
@@ -32,10 +33,10 @@ class TrainState(NamedTuple):
     score_counts: jax.Array  # (N,) float32 updates folded into `scores` since init or reset
 
 
-def make_optimizer(cfg: dict) -> optax.GradientTransformation:
+def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
     """Adam with the config's hyper-parameters (one state per agent)."""
-    o = cfg["optimizer"]
-    return optax.adam(o["learning_rate"], b1=o["b1"], b2=o["b2"], eps=o["eps"])
+    o = cfg.optimizer
+    return optax.adam(o.learning_rate, b1=o.b1, b2=o.b2, eps=o.eps)
 
 
 def adam_step(optimizer: optax.GradientTransformation, params: PyTree, opt_state: PyTree,
@@ -45,47 +46,47 @@ def adam_step(optimizer: optax.GradientTransformation, params: PyTree, opt_state
     return optax.apply_updates(params, updates), opt_state
 
 
-def _dummy_inputs(cfg: dict, logit_dim: int) -> tuple[jax.Array, jax.Array]:
-    return (jnp.zeros((1, logit_dim), jnp.float32),
-            jnp.zeros((1, cfg["game"]["message_length"]), jnp.int32))
+def _dummy_inputs(cfg: TrainConfig, feature_dim: int) -> tuple[jax.Array, jax.Array]:
+    return (jnp.zeros((1, feature_dim), jnp.float32),
+            jnp.zeros((1, cfg.game.message_length), jnp.int32))
 
 
-def init_speakers(cfg: dict, speaker: Speaker, rng: jax.Array, n: int, logit_dim: int) -> PyTree:
+def init_speakers(cfg: TrainConfig, speaker: Speaker, rng: jax.Array, n: int, feature_dim: int) -> PyTree:
     """n fresh speakers stacked on axis 0."""
-    x, _ = _dummy_inputs(cfg, logit_dim)
+    x, _ = _dummy_inputs(cfg, feature_dim)
     return jax.vmap(speaker.init, (0, None))(jax.random.split(rng, n), x)
 
 
-def init_listeners(cfg: dict, listener: Listener, rng: jax.Array, n: int,
-                   logit_dim: int) -> PyTree:
+def init_listeners(cfg: TrainConfig, listener: Listener, rng: jax.Array, n: int,
+                   feature_dim: int) -> PyTree:
     """n fresh listeners stacked on axis 0."""
-    x, m = _dummy_inputs(cfg, logit_dim)
+    x, m = _dummy_inputs(cfg, feature_dim)
     return jax.vmap(listener.init, (0, None, None))(jax.random.split(rng, n), m, x)
 
 
-def init_targets(cfg: dict, speaker: Speaker, rng: jax.Array, speakers: PyTree,
-                 logit_dim: int) -> PyTree:
+def init_targets(cfg: TrainConfig, speaker: Speaker, rng: jax.Array, speakers: PyTree,
+                 feature_dim: int) -> PyTree:
     """EMA targets of fresh speakers: a copy of them, or (`speaker.target_init: independent`, the
     reference code's agent.py) a random init of their own."""
-    if cfg["speaker"]["target_init"] == "copy":
+    if cfg.speaker.target_init == "copy":
         return jax.tree_util.tree_map(jnp.copy, speakers)
     n = jax.tree_util.tree_leaves(speakers)[0].shape[0]
-    return init_speakers(cfg, speaker, rng, n, logit_dim)
+    return init_speakers(cfg, speaker, rng, n, feature_dim)
 
 
-def init_state(cfg: dict, speaker: Speaker, listener: Listener, logit_dim: int) -> TrainState:
-    """The state at step 0 of the config's population, from `cfg['seed']`."""
-    p = cfg["population"]
+def init_state(cfg: TrainConfig, speaker: Speaker, listener: Listener, feature_dim: int) -> TrainState:
+    """The state at step 0 of the config's population, from `cfg.seed`."""
+    p = cfg.population
     optimizer = make_optimizer(cfg)
-    rng, ks, kl, kt = jax.random.split(jax.random.PRNGKey(cfg["seed"]), 4)
-    speakers = init_speakers(cfg, speaker, ks, p["num_speakers"], logit_dim)
-    listeners = init_listeners(cfg, listener, kl, p["num_listeners"], logit_dim)
+    rng, ks, kl, kt = jax.random.split(jax.random.PRNGKey(cfg.seed), 4)
+    speakers = init_speakers(cfg, speaker, ks, p.num_speakers, feature_dim)
+    listeners = init_listeners(cfg, listener, kl, p.num_listeners, feature_dim)
     def zeros():  # one buffer each: the jitted update donates the state
-        return jnp.zeros((p["num_speakers"],), jnp.float32)
+        return jnp.zeros((p.num_speakers,), jnp.float32)
 
     return TrainState(
         step=jnp.zeros((), jnp.int32), rng=rng, speakers=speakers,
-        targets=init_targets(cfg, speaker, kt, speakers, logit_dim),
+        targets=init_targets(cfg, speaker, kt, speakers, feature_dim),
         speaker_opt=jax.vmap(optimizer.init)(speakers), listeners=listeners,
         listener_opt=jax.vmap(optimizer.init)(listeners), scores=zeros(), score_counts=zeros())
 
@@ -115,29 +116,29 @@ def ema(target: PyTree, params: PyTree, decay: float) -> PyTree:
     return jax.tree_util.tree_map(lambda t, p: decay * t + (1.0 - decay) * p, target, params)
 
 
-def update_score(cfg: dict, score: jax.Array, count: jax.Array,
+def update_score(cfg: TrainConfig, score: jax.Array, count: jax.Array,
                  accuracy: jax.Array) -> tuple[jax.Array, jax.Array]:
     """A speaker's teacher score after one more update with batch accuracy `accuracy`.
 
     `imitation.score`: "ema", the paper's sigma <- mu sigma + (1 - mu) acc; "cumulative_mean",
     the reference code's mean of every batch accuracy since init (lewis_experiment.py).
     """
-    if cfg["imitation"]["score"] == "ema":
-        mu = cfg["imitation"]["ema"]
+    if cfg.imitation.score == "ema":
+        mu = cfg.imitation.ema
         return mu * score + (1 - mu) * accuracy, count + 1
     return (count * score + accuracy) / (count + 1), count + 1
 
 
-def choose_imitation(cfg: dict, scores: jax.Array, rng: jax.Array) -> tuple[jax.Array, jax.Array]:
+def choose_imitation(cfg: TrainConfig, scores: jax.Array, rng: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(teacher (), students (K,)): K = `imitation.students` students and one teacher drawn
     without replacement, the teacher the best / worst by score or a random one of the K + 1.
     With N = 1 the single speaker is its own teacher (self-imitation)."""
     n = scores.shape[0]
     if n == 1:
         return jnp.zeros((), jnp.int32), jnp.zeros((1,), jnp.int32)
-    k = cfg["imitation"]["students"]
+    k = cfg.imitation.students
     chosen = jax.random.choice(rng, n, (k + 1,), replace=False).astype(jnp.int32)
-    mode = cfg["imitation"]["teacher"]
+    mode = cfg.imitation.teacher
     if mode == "best":
         pos = jnp.argmax(scores[chosen])
     elif mode == "worst":
@@ -148,7 +149,7 @@ def choose_imitation(cfg: dict, scores: jax.Array, rng: jax.Array) -> tuple[jax.
     return chosen[pos], chosen[jnp.argsort(jnp.arange(k + 1) == pos, stable=True)[:k]]
 
 
-def imitation_step(cfg: dict, speaker: Speaker, optimizer: optax.GradientTransformation,
+def imitation_step(cfg: TrainConfig, speaker: Speaker, optimizer: optax.GradientTransformation,
                    state: TrainState, x: jax.Array, rng: jax.Array) -> tuple[TrainState, jax.Array]:
     """Students imitate a teacher's messages on batch x (B, D); returns (state, mean loss ()).
 
@@ -163,12 +164,12 @@ def imitation_step(cfg: dict, speaker: Speaker, optimizer: optax.GradientTransfo
     choose_key, word_key = jax.random.split(rng)
     teacher, students = choose_imitation(cfg, state.scores, choose_key)
     teacher_params = gather(state.speakers, teacher)
-    if cfg["loss"]["reference_sampling"]:
+    if cfg.loss.reference_sampling:
         words = speaker.sample(teacher_params, word_key, x)[0]
     else:
         words = speaker.greedy(teacher_params, x)
     words = jax.lax.stop_gradient(words)
-    free = cfg["imitation"]["student"] == "free"
+    free = cfg.imitation.student == "free"
 
     def student_update(p, o):
         def loss_fn(p):
@@ -176,7 +177,7 @@ def imitation_step(cfg: dict, speaker: Speaker, optimizer: optax.GradientTransfo
                 logits = speaker.rollout(p, word_key, x).logits
             else:
                 logits = speaker.teacher_force(p, x, words)[0]
-            return imitation_loss(logits, words, cfg["loss"]["time_reduction"])
+            return imitation_loss(logits, words, cfg.loss.time_reduction)
         loss, g = jax.value_and_grad(loss_fn)(p)
         return (*adam_step(optimizer, p, o, g), loss)
 
@@ -186,9 +187,9 @@ def imitation_step(cfg: dict, speaker: Speaker, optimizer: optax.GradientTransfo
                           speaker_opt=scatter(state.speaker_opt, students, new_o)), losses.mean()
 
 
-def reset_agents(cfg: dict, speaker: Speaker, listener: Listener,
+def reset_agents(cfg: TrainConfig, speaker: Speaker, listener: Listener,
                  optimizer: optax.GradientTransformation, state: TrainState,
-                 rng: jax.Array, logit_dim: int) -> TrainState:
+                 rng: jax.Array, feature_dim: int) -> TrainState:
     """Fresh parameters and optimiser state for one randomly chosen listener, speaker, or both.
 
     `reset.target`: "listener" (paper App. B.4, after Li & Bowling 2019: "1 pair + reset" resets
@@ -196,21 +197,21 @@ def reset_agents(cfg: dict, speaker: Speaker, listener: Listener,
     reference code's default: one random speaker and one random listener). A reset speaker also
     gets a fresh EMA target (`speaker.target_init`) and a fresh score.
     """
-    target = cfg["reset"]["target"]
+    target = cfg.reset.target
     ks, kl, kt, js, jl = jax.random.split(rng, 5)
     one = lambda tree: gather(tree, 0)  # noqa: E731  (the single agent of a stack of 1)
 
     if target in ("speaker", "pair"):
-        j = jax.random.randint(js, (), 0, cfg["population"]["num_speakers"])
-        sp = init_speakers(cfg, speaker, ks, 1, logit_dim)
+        j = jax.random.randint(js, (), 0, cfg.population.num_speakers)
+        sp = init_speakers(cfg, speaker, ks, 1, feature_dim)
         state = state._replace(
             speakers=scatter(state.speakers, j, one(sp)),
-            targets=scatter(state.targets, j, one(init_targets(cfg, speaker, kt, sp, logit_dim))),
+            targets=scatter(state.targets, j, one(init_targets(cfg, speaker, kt, sp, feature_dim))),
             speaker_opt=scatter(state.speaker_opt, j, one(jax.vmap(optimizer.init)(sp))),
             scores=state.scores.at[j].set(0.0), score_counts=state.score_counts.at[j].set(0.0))
     if target in ("listener", "pair"):
-        j = jax.random.randint(jl, (), 0, cfg["population"]["num_listeners"])
-        li = init_listeners(cfg, listener, kl, 1, logit_dim)
+        j = jax.random.randint(jl, (), 0, cfg.population.num_listeners)
+        li = init_listeners(cfg, listener, kl, 1, feature_dim)
         state = state._replace(
             listeners=scatter(state.listeners, j, one(li)),
             listener_opt=scatter(state.listener_opt, j, one(jax.vmap(optimizer.init)(li))))

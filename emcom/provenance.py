@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import glob
 import importlib.metadata
 import json
@@ -33,6 +34,8 @@ def package_versions() -> dict[str, str | None]:
 
 def provenance(config: Any = None, **extra: Any) -> dict[str, Any]:
     """The record stored beside a stage's outputs: its config slice, package versions, command."""
+    if dataclasses.is_dataclass(config):
+        config = dataclasses.asdict(config)
     return {"config": config, "versions": package_versions(), "argv": sys.argv, **extra}
 
 

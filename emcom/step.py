@@ -27,7 +27,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from emcom import agents, config as config_lib, population
+from emcom import agents, population
+from emcom.config import TrainConfig
 from emcom.losses import PairMetrics, make_pair_loss
 from emcom.population import PyTree, TrainState, adam_step, gather, scatter
 
@@ -46,7 +47,7 @@ class StepMetrics(NamedTuple):
 
 class Game(NamedTuple):
     """What the update modes share: the optimiser, the pair gradient and the config."""
-    cfg: dict
+    cfg: TrainConfig
     optimizer: optax.GradientTransformation
     # (speaker, listener, target, x, key) -> ((speaker grad, listener grad), PairMetrics)
     pair_grad: Callable
@@ -72,7 +73,7 @@ def sequential(game: Game, state: TrainState, x: jax.Array, s_idx: jax.Array, l_
                keys: jax.Array) -> tuple[TrainState, PairMetrics]:
     """The S pairs one after the other under `lax.scan`, each loading, updating and storing back
     its speaker (with EMA target and score) and listener."""
-    decay = game.cfg["loss"]["kl_ema"]
+    decay = game.cfg.loss.kl_ema
 
     def one_pair(state: TrainState, draw):
         i, j, key = draw
@@ -131,7 +132,7 @@ def vectorised(game: Game, state: TrainState, x: jax.Array, s_idx: jax.Array,
     more than r times); the number of rounds is the largest draw count of the step.
     """
     (g_s, g_l), m = _all_gradients(game, state, x, s_idx, l_idx, keys)
-    decay = game.cfg["loss"]["kl_ema"]
+    decay = game.cfg.loss.kl_ema
     n_s, n_l = state.scores.shape[0], jax.tree_util.tree_leaves(state.listeners)[0].shape[0]
     rank_s, rank_l = _draw_rank(s_idx), _draw_rank(l_idx)
     count_s, count_l = _draw_counts(s_idx, n_s), _draw_counts(l_idx, n_l)
@@ -160,7 +161,7 @@ def mean_gradient(game: Game, state: TrainState, x: jax.Array, s_idx: jax.Array,
                   l_idx: jax.Array, keys: jax.Array) -> tuple[TrainState, PairMetrics]:
     """One Adam step per drawn agent with the mean gradient of its draws (not the reference's)."""
     (g_s, g_l), m = _all_gradients(game, state, x, s_idx, l_idx, keys)
-    decay = game.cfg["loss"]["kl_ema"]
+    decay = game.cfg.loss.kl_ema
 
     def mean_step(params, opt_state, grads, idx):
         n = jax.tree_util.tree_leaves(params)[0].shape[0]
@@ -188,14 +189,14 @@ def mean_gradient(game: Game, state: TrainState, x: jax.Array, s_idx: jax.Array,
 _UPDATES = {"sequential": sequential, "vectorised": vectorised, "mean_gradient": mean_gradient}
 
 
-def make_game(cfg: dict, speaker: agents.Speaker, listener: agents.Listener) -> Game:
-    pair_loss = make_pair_loss(cfg, speaker, listener, config_lib.num_candidates(cfg))
+def make_game(cfg: TrainConfig, speaker: agents.Speaker, listener: agents.Listener) -> Game:
+    pair_loss = make_pair_loss(cfg, speaker, listener, cfg.num_candidates)
     return Game(cfg=cfg, optimizer=population.make_optimizer(cfg),
                 pair_grad=jax.grad(pair_loss, argnums=(0, 1), has_aux=True))
 
 
-def make_step(cfg: dict, speaker: agents.Speaker, listener: agents.Listener,
-              logit_dim: int) -> Callable:
+def make_step(cfg: TrainConfig, speaker: agents.Speaker, listener: agents.Listener,
+              feature_dim: int) -> Callable:
     """`step(state, x (B, D)) -> (state, StepMetrics)`: one population step of a resolved config.
 
     Interaction (`population.update`), then imitation every `imitation.every` = M steps and reset
@@ -204,15 +205,15 @@ def make_step(cfg: dict, speaker: agents.Speaker, listener: agents.Listener,
     i.e. after the (kM + 1)-th interaction step.
     """
     game = make_game(cfg, speaker, listener)
-    pop = cfg["population"]
-    n_pairs = config_lib.pairs_per_step(cfg)
-    interact = _UPDATES[pop["update"]]
-    imitation_every, reset_every = cfg["imitation"]["every"], cfg["reset"]["every"]
+    pop = cfg.population
+    n_pairs = cfg.population.pairs
+    interact = _UPDATES[pop.update]
+    imitation_every, reset_every = cfg.imitation.every, cfg.reset.every
 
     def step(state: TrainState, x: jax.Array):
         rng, pair_key, play_key, imitation_key, reset_key = jax.random.split(state.rng, 5)
-        s_idx, l_idx = population.sample_pairs(pair_key, pop["num_speakers"],
-                                               pop["num_listeners"], n_pairs)
+        s_idx, l_idx = population.sample_pairs(pair_key, pop.num_speakers,
+                                               pop.num_listeners, n_pairs)
         t = state.step
         state, m = interact(game, state, x, s_idx, l_idx, jax.random.split(play_key, n_pairs))
         state = state._replace(step=t + 1, rng=rng)
@@ -227,7 +228,7 @@ def make_step(cfg: dict, speaker: agents.Speaker, listener: agents.Listener,
             state = jax.lax.cond(
                 (t > 0) & (t % reset_every == 0),
                 lambda s: population.reset_agents(cfg, speaker, listener, game.optimizer, s,
-                                                  reset_key, logit_dim),
+                                                  reset_key, feature_dim),
                 lambda s: s, state)
         return state, StepMetrics(
             train_accuracy=m.accuracy.mean(), speaker_loss=m.speaker_loss.mean(),

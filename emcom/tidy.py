@@ -19,6 +19,7 @@ import pandas as pd
 
 from emcom import provenance
 from emcom.errors import EmcomError
+from emcom.names import SPLITS, STAGES
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,6 @@ COLUMNS: dict[str, str] = {
     "value": "float64",
     "step": "int64",
 }
-STAGES = ("train", "eval", "language", "etl")
-SPLITS = ("train", "valid", "test", "test_official")
 # Defaults for the columns a library `run` leaves to the stage script or that do not apply.
 DEFAULTS: dict[str, Any] = {
     "dataset": "", "setting": "", "seed": -1, "eval_dataset": "", "candidates": -1,

@@ -14,9 +14,7 @@ train_progress.jsonl (rows appended while it runs), train_metrics.parquet/.csv +
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -24,26 +22,28 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 
-from emcom import agents, checkpoint, config as config_lib, game, parallel, population, tidy
-from emcom.step import StepMetrics, make_step
-from emcom.provenance import atomic_path, write_provenance
+from emcom import agents, config as config_lib, game, parallel, population, tidy
+from emcom.config import TrainConfig
+from emcom.progress import Checkpointer, TrainLog, claim_resume_point
+from emcom.provenance import write_provenance
+from emcom.step import make_step
 
 log = logging.getLogger(__name__)
 
 MAX_EVAL_AGENTS = 10  # P = min(N, 10) (paper Table 3)
 EVAL_SPLITS = ("valid", "test")
-TRAIN_METRICS = StepMetrics._fields
 
 
-def make_update(cfg: dict, speaker: agents.Speaker, listener: agents.Listener, logit_dim: int,
+def make_update(cfg: TrainConfig, speaker: agents.Speaker, listener: agents.Listener, feature_dim: int,
                 mesh: jax.sharding.Mesh, on_device: bool) -> Callable:
     """The jitted multi-step update (state donated).
 
     on_device: `update(state, data (n, D), idx (K, B) int32)` gathers each batch in the step.
     streamed: `update(state, xs (K, B, D))`. Both return (state, StepMetrics of (K,) arrays).
     """
-    step = make_step(cfg, speaker, listener, logit_dim)
+    step = make_step(cfg, speaker, listener, feature_dim)
 
     def body(state, x):
         return step(state, parallel.constrain_batch(x, mesh))
@@ -90,22 +90,22 @@ class Evaluator:
     InfoNCE loss over the whole evaluation batch, whose size is max(batch_size, max |C|).
     """
 
-    def __init__(self, cfg: dict, speaker, listener, split: str, x: np.ndarray):
-        t = cfg["training"]
-        self.candidates = tuple(t["eval_candidates"])
-        self.batch = max(t["batch_size"], max(self.candidates))
+    def __init__(self, cfg: TrainConfig, speaker, listener, split: str, x: np.ndarray):
+        t = cfg.training
+        self.candidates = tuple(t.eval_candidates)
+        self.batch = max(t.batch_size, max(self.candidates))
         if x.shape[0] < self.batch:
             raise config_lib.ConfigError(
                 f"the {split} split has {x.shape[0]} rows, fewer than the evaluation batch "
                 f"max(training.batch_size, max(training.eval_candidates)) = {self.batch}")
         self.split = split
-        n_batches = min(t["eval_batches"], x.shape[0] // self.batch)
+        n_batches = min(t.eval_batches, x.shape[0] // self.batch)
         self.x = np.asarray(x[:n_batches * self.batch]).reshape(n_batches, self.batch, -1)
-        self.p_s = min(cfg["population"]["num_speakers"], MAX_EVAL_AGENTS)
-        self.p_l = min(cfg["population"]["num_listeners"], MAX_EVAL_AGENTS)
+        self.p_s = min(cfg.population.num_speakers, MAX_EVAL_AGENTS)
+        self.p_l = min(cfg.population.num_listeners, MAX_EVAL_AGENTS)
         # str hashes are salted per process; a fixed table keeps evaluation reproducible.
-        self.key = jax.random.fold_in(jax.random.PRNGKey(cfg["seed"]), 1 + EVAL_SPLITS.index(split))
-        sample_words = cfg["loss"]["reference_sampling"]
+        self.key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 1 + EVAL_SPLITS.index(split))
+        sample_words = cfg.loss.reference_sampling
         self._play = jax.jit(lambda s, l, xb, k: game.population_play(
             speaker, listener, s, l, xb, self.candidates, k, sample_words))
 
@@ -129,21 +129,15 @@ class TrainResult(NamedTuple):
     best_valid_loss: float
 
 
-def _row(metric: str, value: float, step: int, split: str = "train", candidates: int = -1,
-         eval_dataset: str = "") -> dict:
-    return {"stage": "train", "eval_dataset": eval_dataset, "split": split,
-            "candidates": int(candidates), "speaker": -1, "listener": -1, "metric": metric,
-            "value": float(value), "step": int(step)}
-
-
-def train(config: dict | None, train_x: np.ndarray, valid_x: np.ndarray | None = None,
-          test_x: np.ndarray | None = None, out_dir: str | Path | None = None, *,
-          eval_dataset: str = "", devices=None, max_device_bytes: int = 8 << 30,
+def train(config: dict | TrainConfig | None, train_x: np.ndarray,
+          valid_x: np.ndarray | None = None, test_x: np.ndarray | None = None,
+          out_dir: str | Path | None = None, *, eval_dataset: str = "", devices=None,
+          max_device_bytes: int = 8 << 30,
           callback: Callable[[int, population.TrainState], None] | None = None) -> TrainResult:
     """Trains a population on in-memory (or memory-mapped) features.
 
     Args:
-      config: overrides of `emcom.config.DEFAULTS` (a resolved config works too).
+      config: a TrainConfig, or nested overrides of its defaults.
       train_x: (n, D) float32 training features; valid_x / test_x: (m, D) or None (no evaluation
         of that split; without valid_x no best checkpoint).
       out_dir: where latest.npz, best.npz and train_progress.jsonl go; None: nothing is written.
@@ -155,46 +149,34 @@ def train(config: dict | None, train_x: np.ndarray, valid_x: np.ndarray | None =
         interrupt a run); it must not keep `state`, whose buffers are donated to the next call.
     """
     cfg = config_lib.resolve(config)
-    t = cfg["training"]
+    t = cfg.training
     train_x = np.asarray(train_x) if not isinstance(train_x, np.ndarray) else train_x
     if train_x.ndim != 2 or train_x.dtype != np.float32:
         raise ValueError(f"train features must be a (n, D) float32 array, got {train_x.shape} "
                          f"{train_x.dtype}")
-    logit_dim = train_x.shape[1]
+    feature_dim = train_x.shape[1]
     speaker, listener = agents.make_speaker(cfg), agents.make_listener(cfg)
     mesh = parallel.data_mesh(devices)
-    parallel.check_batch(mesh, t["batch_size"])
-    schedule = BatchSchedule(cfg["seed"], train_x.shape[0], t["batch_size"])
+    parallel.check_batch(mesh, t.batch_size)
+    schedule = BatchSchedule(cfg.seed, train_x.shape[0], t.batch_size)
     evaluators = [Evaluator(cfg, speaker, listener, name, x)
                   for name, x in zip(EVAL_SPLITS, (valid_x, test_x)) if x is not None]
 
     out = Path(out_dir) if out_dir is not None else None
-    progress = out / "train_progress.jsonl" if out is not None else None
-    rows: list[dict] = []
-    best_loss, best_step = math.inf, -1
-    resume_window: list = []
-    latest = out / "latest.npz" if out is not None else None
-    ckpt = checkpoint.load_resume(latest) if latest is not None else None
+    checkpointer = Checkpointer(out, cfg)
+    train_log = TrainLog(out / "train_progress.jsonl" if out is not None else None,
+                         eval_dataset, cfg.num_candidates)
+    ckpt = checkpointer.restore(feature_dim)
     if ckpt is not None:
-        if ckpt.config != cfg or ckpt.logit_dim != logit_dim:
-            raise ValueError(f"{latest} holds a run with another config or input size; use a "
-                             "fresh out_dir")
         state = ckpt.state
-        best_loss = ckpt.meta.get("best_valid_loss", math.inf)
-        best_step = ckpt.meta.get("best_step", -1)
-        rows = _read_progress(progress, ckpt.step)
-        resume_window = ckpt.meta.get("log_window", [])
-        log.info("resuming from %s at step %d", latest, ckpt.step)
+        train_log.start(ckpt.step, ckpt.meta.get("log_window", []))
     else:
-        state = population.init_state(cfg, speaker, listener, logit_dim)
-        if progress is not None and progress.exists():
-            progress.unlink()
-    if progress is not None:
-        _rewrite_progress(progress, rows)
+        state = population.init_state(cfg, speaker, listener, feature_dim)
+        train_log.start(None)
 
     state = parallel.replicate(state, mesh)
     on_device = train_x.nbytes <= max_device_bytes
-    update = make_update(cfg, speaker, listener, logit_dim, mesh, on_device)
+    update = make_update(cfg, speaker, listener, feature_dim, mesh, on_device)
     data = parallel.replicate(jnp.asarray(train_x), mesh) if on_device else None
     prefetch = None if on_device else concurrent.futures.ThreadPoolExecutor(1)
 
@@ -202,142 +184,81 @@ def train(config: dict | None, train_x: np.ndarray, valid_x: np.ndarray | None =
         return train_x[schedule.indices(start, count)]  # (count, B, D), from the memory map
 
     def chunk_end(step):
-        ends = [t["steps"], (step // t["steps_per_call"] + 1) * t["steps_per_call"]]
-        for every in (t["log_every"], t["eval_every"], t["checkpoint_every"]):
+        ends = [t.steps, (step // t.steps_per_call + 1) * t.steps_per_call]
+        for every in (t.log_every, t.eval_every, t.checkpoint_every):
             ends.append((step // every + 1) * every)
         return min(ends)
 
+    def due(step, every):
+        return step % every == 0 or step == t.steps
+
     step = int(state.step)
     pending = None
-    if prefetch is not None and step < t["steps"]:
+    if prefetch is not None and step < t.steps:
         pending = prefetch.submit(host_batches, step, chunk_end(step) - step)
-    log.info("training %d steps from step %d (data %s, %d device(s))", t["steps"], step,
+    log.info("training %d steps from step %d (data %s, %d device(s))", t.steps, step,
              "on device" if on_device else "streamed", mesh.devices.size)
-    c_train = config_lib.num_candidates(cfg)
-    # Per-step metrics since the last log row; kept in the checkpoint so a resumed run logs
-    # the same means as an uninterrupted one.
-    window = [np.asarray(w, np.float32) for w in resume_window]
     tick = time.perf_counter()
-    while step < t["steps"]:
+    while step < t.steps:
         end = chunk_end(step)
         if on_device:
             idx = parallel.shard_batch(schedule.indices(step, end - step), mesh, batch_axis=1)
             state, metrics = update(state, data, idx)
         else:
             xs = pending.result()
-            if end < t["steps"]:
+            if end < t.steps:
                 pending = prefetch.submit(host_batches, end, chunk_end(end) - end)
             state, metrics = update(state, parallel.shard_batch(xs, mesh, batch_axis=1))
-        window.append(np.stack(jax.device_get(metrics)))  # (6, k) per-step means
-        now = time.perf_counter()
-        new_rows = []
-        if end % t["log_every"] == 0 or end == t["steps"]:
-            rate = (end - step) / max(now - tick, 1e-9)
-            new_rows = _train_rows(np.concatenate(window, axis=1), end, c_train, eval_dataset)
-            new_rows.append(_row("steps_per_second", rate, end, candidates=c_train,
-                                 eval_dataset=eval_dataset))
-            last = {r["metric"]: r["value"] for r in new_rows}
+        train_log.accumulate(np.stack(jax.device_get(metrics)))  # (6, k) per-step means
+        rows = []
+        if due(end, t.log_every):
+            rows = train_log.train_rows(end, (end - step) / max(time.perf_counter() - tick, 1e-9))
+            last = {r["metric"]: r["value"] for r in rows}
             log.info("step %d/%d  %.2f steps/s  acc %.4f  speaker %.4f  listener %.4f  "
-                     "entropy %.3f  kl %.4f", end, t["steps"], rate, last["train_accuracy"],
-                     last["speaker_loss"], last["listener_loss"], last["entropy"], last["kl"])
-            window = []
+                     "entropy %.3f  kl %.4f", end, t.steps, last["steps_per_second"],
+                     last["train_accuracy"], last["speaker_loss"], last["listener_loss"],
+                     last["entropy"], last["kl"])
         step = end
-        if evaluators and (step % t["eval_every"] == 0 or step == t["steps"]):
+        if evaluators and due(step, t.eval_every):
             for ev in evaluators:
                 accs, loss = ev(state)
-                for c, a in accs.items():
-                    new_rows.append(_row("accuracy", a, step, ev.split, c, eval_dataset))
-                new_rows.append(_row("listener_loss", loss, step, ev.split, ev.batch,
-                                     eval_dataset))
+                rows += [train_log.row("accuracy", a, step, ev.split, c) for c, a in accs.items()]
+                rows.append(train_log.row("listener_loss", loss, step, ev.split, ev.batch))
                 log.info("eval %s step %d  loss %.4f  %s", ev.split, step, loss,
                          "  ".join(f"acc@{c} {a:.4f}" for c, a in accs.items()))
-                if ev.split == "valid" and loss < best_loss:
-                    best_loss, best_step = loss, step
-                    if out is not None:
-                        checkpoint.save(out / "best.npz", state, cfg,
-                                        {"best_valid_loss": loss, "best_step": step})
-        rows += new_rows
-        if progress is not None:
-            _append_progress(progress, new_rows)
-        if out is not None and (step % t["checkpoint_every"] == 0 or step == t["steps"]):
-            checkpoint.save(latest, state, cfg, {
-                "best_valid_loss": best_loss, "best_step": best_step, "data_step": step,
-                "log_window": [w.tolist() for w in window]}, keep_previous=True)
+                if ev.split == "valid":
+                    checkpointer.validated(state, step, loss)
+        train_log.add(rows)
+        if due(step, t.checkpoint_every):
+            checkpointer.save(state, step, train_log)
         if callback is not None:
             callback(step, state)
         tick = time.perf_counter()
     if prefetch is not None:
         prefetch.shutdown()
-    return TrainResult(state=state, rows=rows, best_step=best_step, best_valid_loss=best_loss)
+    return TrainResult(state=state, rows=train_log.rows, best_step=checkpointer.best_step,
+                       best_valid_loss=checkpointer.best_loss)
 
 
-def _train_rows(w: np.ndarray, step: int, candidates: int, eval_dataset: str) -> list[dict]:
-    rows = []
-    for name, values in zip(TRAIN_METRICS, w):
-        finite = values[np.isfinite(values)]
-        if finite.size:
-            rows.append(_row(name, finite.mean(), step, candidates=candidates,
-                             eval_dataset=eval_dataset))
-    return rows
-
-
-def _read_progress(path: Path | None, upto: int) -> list[dict]:
-    """The logged rows up to step `upto`. A torn last line (the job was killed mid-append) is
-    dropped with a warning; damage anywhere else is a CheckpointError naming file and line."""
-    if path is None or not path.exists():
-        return []
-    lines = path.read_text(errors="replace").splitlines()
-    rows = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            keep = row["step"] <= upto
-        except (json.JSONDecodeError, TypeError, KeyError) as e:
-            if number == len(lines):
-                log.warning("%s: dropping torn last line %d (%s)", path, number, e)
-                break
-            raise checkpoint.CheckpointError(f"{path}: line {number} is not a progress row "
-                                             f"({type(e).__name__}: {e})") from e
-        if keep:
-            rows.append(row)
-    return rows
-
-
-def _rewrite_progress(path: Path, rows: list[dict]) -> None:
-    with atomic_path(path, suffix=".jsonl") as tmp:
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-
-
-def _append_progress(path: Path, rows: list[dict]) -> None:
-    with open(path, "a") as f:
-        f.write("".join(json.dumps(r) + "\n" for r in rows))
-        f.flush()
-
-
-def run(config: dict | None, data_dir: str | Path, out_dir: str | Path, *,
-        eval_dataset: str | None = None, **keys) -> None:
+def run(cfg: dict | TrainConfig, data_dir: str | Path, out_dir: str | Path) -> pd.DataFrame:
     """Stage entry point: trains on data_dir's train split (evaluating valid and test), writes
-    out_dir/{latest,best}.npz and out_dir/train_metrics.{parquet,csv} (+ provenance); resumes
-    from out_dir/latest.npz when present.
-
-    eval_dataset: the tables' name of the dataset (default: the manifest's name); keys: constant
-    tidy columns of the metrics table (dataset, setting, seed), as `emcom.tidy.with_keys`.
-    """
+    out_dir/{latest,best}.npz (+ provenance) and returns the tidy training metrics; resumes from
+    out_dir/latest.npz when it belongs to this run (`progress.claim_resume_point`)."""
     from emcom import data  # the data package is optional for in-memory use of `train`
 
+    cfg = config_lib.resolve(cfg)
     data_dir, out = Path(data_dir), Path(out_dir)
     manifest = data.read_manifest(data_dir)
-    splits = {name: data.load_split(data_dir, name).logits
-              for name in ("train", "valid", "test") if name in manifest["splits"]}
-    if "train" not in splits:
+    if "train" not in manifest["splits"]:
         raise ValueError(f"{data_dir}/manifest.json lists no train split")
-    result = train(config, splits["train"], splits.get("valid"), splits.get("test"), out,
-                   eval_dataset=eval_dataset or manifest.get("name", data_dir.name))
-    cfg = config_lib.resolve(config)
-    table = tidy.with_keys(tidy.frame(tidy.row(**r) for r in result.rows), **keys)
-    tidy.write_table(table, out / "train_metrics.parquet", config=cfg, data_dir=str(data_dir))
+    # Loaded (and checked) before the resume point is touched, so a damaged split fails naming
+    # its file and leaves the resume point alone.
+    splits = {name: data.load_split(data_dir, name).features
+              for name in EVAL_SPLITS + ("train",) if name in manifest["splits"]}
+    claim_resume_point(out, {"config": cfg.to_dict(), "manifest": manifest})
+    result = train(cfg, splits["train"], splits.get("valid"), splits.get("test"), out,
+                   eval_dataset=manifest.get("name", data_dir.name))
     for name in ("latest.npz", "best.npz"):
         if (out / name).exists():
             write_provenance(out / name, cfg, data_dir=str(data_dir))
+    return tidy.frame(tidy.row(**r) for r in result.rows)

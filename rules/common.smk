@@ -6,32 +6,17 @@ import copy
 
 import emcom.config
 import emcom.data.synthetic
-import emcom.report.tables
+import emcom.names
+import emcom.report
 
 NAME = r"[A-Za-z0-9][A-Za-z0-9_.+-]*"  # dataset and setting names (the schema's pattern)
 RUN = "results/{dataset}/{setting}/seed{seed}"
-# The per-checkpoint stages, named as in the tidy table's `stage` column and the file names.
-STAGES = ("eval", "language", "etl")
+RUN_WILDCARDS = "{dataset}/{setting}/seed{seed}"  # logs/<rule>/<this>.log, benchmarks/<rule>/...
+STAGES = emcom.names.CHECKPOINT_STAGES
+SPLITS = emcom.names.SPLITS
 REPORT = "results/report"
-# The stages each table reads (emcom/report/tables.py).
-TABLE_STAGES = {
-    "fig2": ("eval",),
-    "fig3": ("eval", "language"),
-    "table1": ("eval", "etl"),
-    "table2": ("eval",),
-    "table6": ("eval",),
-    "table7": ("etl",),
-    "table8": ("eval",),
-    "transfer": ("eval",),
-}
-# figure name -> (file stem written by emcom.report.figures.FIGURES, stages it reads)
-FIGURES = {
-    "fig1": ("fig1_training", ("train",)),
-    "fig2": ("fig2_test_accuracy", ("train",)),
-    "fig4": ("fig4_etl", ("etl",)),
-}
-# The keys of `report:` every table uses (the rest are per-table entries).
-REPORT_GLOBALS = ("main_candidates", "split", "robustness", "etl_split", "datasets")
+TABLES = emcom.report.TABLES
+FIGURES = emcom.report.FIGURES
 
 
 def deep_merge(base, override):
@@ -62,9 +47,9 @@ def experiment_runs():
 
 
 def train_config(dataset, setting, seed):
-    """The resolved emcom.config of one run.
+    """The resolved emcom.config.TrainConfig of one run, as a plain dict.
 
-    Precedence (last wins): emcom.config.DEFAULTS < train < train_per_dataset[dataset]
+    Precedence (last wins): the TrainConfig defaults < train < train_per_dataset[dataset]
     < experiments[setting].train < experiments[setting].per_dataset[dataset] < the run's seed.
     """
     exp = config["experiments"][setting]
@@ -73,7 +58,9 @@ def train_config(dataset, setting, seed):
     overrides = deep_merge(overrides, exp.get("per_dataset", {}).get(dataset, {}))
     overrides["seed"] = int(seed)
     try:
-        return emcom.config.resolve(overrides)
+        # Resolved here, once; the job receives the full plain dict (Snakemake compares params
+        # to decide reruns, and a plain dict needs no emcom to unpickle in the job).
+        return emcom.config.resolve(overrides).to_dict()
     except emcom.config.ConfigError as err:
         raise ValueError(f"config: experiment {setting!r} on dataset {dataset!r}: {err}") from None
 
@@ -81,7 +68,7 @@ def train_config(dataset, setting, seed):
 def check_config():
     """Raises ValueError naming the key for what the JSON schema cannot see: dataset names that
     are not under `datasets:`, invalid training overrides (resolved once per (setting, dataset);
-    the seed cannot break them) and report specs (emcom.report.tables.resolve_spec)."""
+    the seed cannot break them) and report specs (emcom.report.resolve_spec)."""
     known = set(config["datasets"])
     for name, dataset in config["datasets"].items():
         if dataset["source"] == "synthetic":
@@ -114,12 +101,9 @@ def check_config():
         for dataset in exp["datasets"]:
             train_config(dataset, setting, experiment_seeds(exp)[0])
     try:
-        emcom.report.tables.resolve_spec(config["report"], settings=config["experiments"])
-    except emcom.report.tables.SpecError as err:
+        emcom.report.resolve_spec(config["report"], settings=config["experiments"])
+    except emcom.report.SpecError as err:
         raise ValueError(f"config: {err}") from None
-    for name in config["report"]["figures"]:
-        if name not in FIGURES:
-            raise ValueError(f"config: report.figures.{name}: the workflow draws {sorted(FIGURES)}")
 
 
 def override_blocks():
@@ -188,7 +172,7 @@ def report_spec(table=None):
     figures, which fall back on the tables' rows) the whole section."""
     if table is None:
         return config["report"]
-    spec = {k: v for k, v in config["report"].items() if k in REPORT_GLOBALS}
+    spec = {k: v for k, v in config["report"].items() if k not in ("tables", "figures")}
     return {**spec, "tables": {table: config["report"]["tables"][table]}}
 
 
@@ -200,7 +184,7 @@ def report_targets():
         for ext in ("csv", "md", "tex")
     ]
     figures = [
-        f"{REPORT}/figures/{FIGURES[name][0]}.{ext}"
+        f"{REPORT}/figures/{FIGURES[name].stem}.{ext}"
         for name in config["report"]["figures"]
         for ext in ("png", "pdf", "rst")
     ]

@@ -1,16 +1,19 @@
 # The data stage: every dataset in config["datasets"] becomes data/<name>/{manifest.json,<split>.arrow}.
 #
-#   source: synthetic  -> rule synthetic_<name>  (emcom.data.synthetic.write(**params))
+#   source: synthetic  -> rule synthetic        (emcom.data.synthetic.write(**params))
 #   source: tfds       -> rule download (downloads/<name>.tar.gz, resumable, sha256-verified)
 #                         -> rule convert_<name> (emcom.data.tfds.convert)
 #
-# Rules are generated per dataset because a dataset's split list (its output files) is part of its
-# config; downstream rules take data/{dataset}/manifest.json as input.
+# A TFDS dataset's rule is generated per dataset because its split list (its output files) is part
+# of its config; a synthetic dataset writes every split. Downstream rules take
+# data/{dataset}/manifest.json as input.
 
 import re as _data_re
 
-DATA_SYNTHETIC_SPLITS = ["train", "valid", "test", "test_official"]
 _DATA_TFDS = [name for name, ds in config.get("datasets", {}).items() if ds.get("source") == "tfds"]
+_DATA_SYNTHETIC = [
+    name for name, ds in config.get("datasets", {}).items() if ds.get("source") == "synthetic"
+]
 
 
 if _DATA_TFDS:
@@ -28,38 +31,38 @@ if _DATA_TFDS:
         localrule: True
         retries: 2
         log:
-            "logs/data/download_{dataset}.log",
+            "logs/download/{dataset}.log",
         benchmark:
-            "benchmarks/data/download_{dataset}.tsv"
+            "benchmarks/download/{dataset}.tsv"
         conda:
             "../envs/emcom.yaml"
         script:
             "../scripts/data_download.py"
 
 
+if _DATA_SYNTHETIC:
+
+    rule synthetic:
+        output:
+            manifest="data/{dataset}/manifest.json",
+            provenance="data/{dataset}/manifest.json.provenance.json",
+            splits=expand("data/{{dataset}}/{split}.arrow", split=SPLITS),
+        wildcard_constraints:
+            dataset="|".join(_data_re.escape(name) for name in _DATA_SYNTHETIC),
+        params:
+            knobs=lambda wildcards: dict(config["datasets"][wildcards.dataset].get("params") or {}),
+        log:
+            "logs/synthetic/{dataset}.log",
+        benchmark:
+            "benchmarks/synthetic/{dataset}.tsv"
+        conda:
+            "../envs/emcom.yaml"
+        script:
+            "../scripts/data_synthetic.py"
+
+
 for _name, _ds in config.get("datasets", {}).items():
-    if _ds.get("source") == "synthetic":
-
-        rule:
-            name:
-                f"synthetic_{_name}"
-            output:
-                manifest=f"data/{_name}/manifest.json",
-                provenance=f"data/{_name}/manifest.json.provenance.json",
-                splits=[f"data/{_name}/{split}.arrow" for split in DATA_SYNTHETIC_SPLITS],
-            params:
-                knobs=dict(_ds.get("params") or {}),
-                name=_name,
-            log:
-                f"logs/data/synthetic_{_name}.log",
-            benchmark:
-                f"benchmarks/data/synthetic_{_name}.tsv"
-            conda:
-                "../envs/emcom.yaml"
-            script:
-                "../scripts/data_synthetic.py"
-
-    elif _ds.get("source") == "tfds":
+    if _ds.get("source") == "tfds":
 
         rule:
             name:
@@ -75,9 +78,9 @@ for _name, _ds in config.get("datasets", {}).items():
                 splits=list(_ds["splits"]),
                 limits={k: _ds[k] for k in ("max_members", "max_bytes") if k in _ds},
             log:
-                f"logs/data/convert_{_name}.log",
+                f"logs/convert_{_name}/{_name}.log",
             benchmark:
-                f"benchmarks/data/convert_{_name}.tsv"
+                f"benchmarks/convert_{_name}/{_name}.tsv"
             conda:
                 "../envs/emcom.yaml"
             script:

@@ -4,7 +4,7 @@
 
 rule etl:
     input:
-        checkpoint=f"{RUN}/train/best.npz",
+        checkpoint=rules.train.output.best,
         manifest=manifest("{dataset}"),
     output:
         table=f"{RUN}/etl.parquet",
@@ -13,9 +13,9 @@ rule etl:
     params:
         settings=config["etl"],
     log:
-        f"logs/{RUN}/etl.log",
+        f"logs/etl/{RUN_WILDCARDS}.log",
     benchmark:
-        f"benchmarks/{RUN}/etl.tsv"
+        f"benchmarks/etl/{RUN_WILDCARDS}.tsv"
     threads: stage_resources("etl").get("threads", 1)
     resources:
         **job_resources("etl"),

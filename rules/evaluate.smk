@@ -4,7 +4,7 @@
 
 rule evaluate:
     input:
-        checkpoint=f"{RUN}/train/best.npz",
+        checkpoint=rules.train.output.best,
         manifest=manifest("{dataset}"),
     output:
         table=f"{RUN}/eval.parquet",
@@ -13,9 +13,9 @@ rule evaluate:
     params:
         settings=config["evaluate"],
     log:
-        f"logs/{RUN}/evaluate.log",
+        f"logs/evaluate/{RUN_WILDCARDS}.log",
     benchmark:
-        f"benchmarks/{RUN}/evaluate.tsv"
+        f"benchmarks/evaluate/{RUN_WILDCARDS}.tsv"
     threads: stage_resources("evaluate").get("threads", 1)
     resources:
         **job_resources("evaluate"),
@@ -25,25 +25,16 @@ rule evaluate:
         "../scripts/evaluate.py"
 
 
-rule transfer:
+use rule evaluate as transfer with:
     input:
-        checkpoint=f"{RUN}/train/best.npz",
+        checkpoint=rules.train.output.best,
         manifest=manifest("{dataset}"),
         eval_manifest=manifest("{eval_dataset}"),
     output:
         table=f"{RUN}/transfer/{{eval_dataset}}.parquet",
         csv=f"{RUN}/transfer/{{eval_dataset}}.csv",
         provenance=f"{RUN}/transfer/{{eval_dataset}}.parquet.provenance.json",
-    params:
-        settings=config["evaluate"],
     log:
-        f"logs/{RUN}/transfer/{{eval_dataset}}.log",
+        f"logs/transfer/{RUN_WILDCARDS}/{{eval_dataset}}.log",
     benchmark:
-        f"benchmarks/{RUN}/transfer/{{eval_dataset}}.tsv"
-    threads: stage_resources("evaluate").get("threads", 1)
-    resources:
-        **job_resources("evaluate"),
-    conda:
-        "../envs/emcom.yaml"
-    script:
-        "../scripts/evaluate.py"
+        f"benchmarks/transfer/{RUN_WILDCARDS}/{{eval_dataset}}.tsv"

@@ -1,10 +1,10 @@
 # Language metrics of the best checkpoint of each run: topographic similarity (image and attribute
-# meaning spaces) and the edit distance between the population's speakers (emcom.metrics.run).
+# meaning spaces) and the edit distance between the population's speakers (emcom.language.run).
 
 
 rule language:
     input:
-        checkpoint=f"{RUN}/train/best.npz",
+        checkpoint=rules.train.output.best,
         manifest=manifest("{dataset}"),
     output:
         table=f"{RUN}/language.parquet",
@@ -13,9 +13,9 @@ rule language:
     params:
         settings=config["language"],
     log:
-        f"logs/{RUN}/language.log",
+        f"logs/language/{RUN_WILDCARDS}.log",
     benchmark:
-        f"benchmarks/{RUN}/language.tsv"
+        f"benchmarks/language/{RUN_WILDCARDS}.tsv"
     threads: stage_resources("language").get("threads", 1)
     resources:
         **job_resources("language"),

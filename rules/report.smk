@@ -1,14 +1,15 @@
 # The paper's tables and figures from the tidy tables (emcom.report; the spec is the config's
-# `report:` section, described in docs/report.md). Each table and each figure is its own job, whose
-# inputs are the stages it reads, so e.g. changing `etl:` reruns the ETL jobs, Table 1, Table 7 and
-# Fig. 4 only. Name one as a target to regenerate it alone, e.g.
+# `report:` section, described in docs/report.md; what exists is emcom.report.registry). Each table
+# and each figure is its own job, whose inputs are the stages it reads, so e.g. changing `etl:`
+# reruns the ETL jobs, Table 1, Table 7 and Fig. 4 only. Name one as a target to regenerate it
+# alone, e.g.
 #   snakemake --cores all results/report/tables/table2.md
 #   snakemake --cores all results/report/figures/fig4_etl.png --forcerun report_fig4
 
 
 rule report_table:
     input:
-        lambda wc: stage_outputs(TABLE_STAGES[wc.table]),
+        lambda wc: stage_outputs(TABLES[wc.table].stages),
     output:
         csv=f"{REPORT}/tables/{{table}}.csv",
         md=f"{REPORT}/tables/{{table}}.md",
@@ -17,11 +18,11 @@ rule report_table:
     params:
         spec=lambda wc: report_spec(wc.table),
     wildcard_constraints:
-        table="|".join(TABLE_STAGES),
+        table="|".join(TABLES),
     log:
-        f"logs/{REPORT}/tables/{{table}}.log",
+        "logs/report_table/{table}.log",
     benchmark:
-        f"benchmarks/{REPORT}/tables/{{table}}.tsv"
+        "benchmarks/report_table/{table}.tsv"
     threads: stage_resources("report").get("threads", 1)
     resources:
         **job_resources("report"),
@@ -33,29 +34,29 @@ rule report_table:
 
 # One rule per figure, so that `snakemake --report report.html` shows each PNG with the caption
 # the figure's job wrote beside it.
-for _name, (_stem, _stages) in FIGURES.items():
+for _figure in FIGURES.values():
 
     rule:
         name:
-            f"report_{_name}"
+            f"report_{_figure.name}"
         input:
-            stage_outputs(_stages),
+            stage_outputs(_figure.stages),
         output:
             png=report(
-                f"{REPORT}/figures/{_stem}.png",
-                caption=os.path.abspath(f"{REPORT}/figures/{_stem}.rst"),
+                f"{REPORT}/figures/{_figure.stem}.png",
+                caption=os.path.abspath(f"{REPORT}/figures/{_figure.stem}.rst"),
                 category="Figures",
             ),
-            pdf=f"{REPORT}/figures/{_stem}.pdf",
-            rst=f"{REPORT}/figures/{_stem}.rst",
-            provenance=f"{REPORT}/figures/{_stem}.png.provenance.json",
+            pdf=f"{REPORT}/figures/{_figure.stem}.pdf",
+            rst=f"{REPORT}/figures/{_figure.stem}.rst",
+            provenance=f"{REPORT}/figures/{_figure.stem}.png.provenance.json",
         params:
-            figure=_name,
+            figure=_figure.name,
             spec=report_spec(),
         log:
-            f"logs/{REPORT}/figures/{_stem}.log",
+            f"logs/report_{_figure.name}/{_figure.stem}.log",
         benchmark:
-            f"benchmarks/{REPORT}/figures/{_stem}.tsv"
+            f"benchmarks/report_{_figure.name}/{_figure.stem}.tsv"
         threads: stage_resources("report").get("threads", 1)
         resources:
             **job_resources("report"),

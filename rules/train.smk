@@ -11,17 +11,17 @@ rule train:
         manifest=manifest("{dataset}"),
     output:
         best=f"{RUN}/train/best.npz",
-        metrics=f"{RUN}/train/train_metrics.parquet",
-        metrics_csv=f"{RUN}/train/train_metrics.csv",
+        table=f"{RUN}/train/train_metrics.parquet",
+        csv=f"{RUN}/train/train_metrics.csv",
         # Sidecars are outputs too, so Snakemake removes them with what they describe.
         best_provenance=f"{RUN}/train/best.npz.provenance.json",
-        metrics_provenance=f"{RUN}/train/train_metrics.parquet.provenance.json",
+        provenance=f"{RUN}/train/train_metrics.parquet.provenance.json",
     params:
         config=lambda wc: train_config(wc.dataset, wc.setting, wc.seed),
     log:
-        f"logs/{RUN}/train.log",
+        f"logs/train/{RUN_WILDCARDS}.log",
     benchmark:
-        f"benchmarks/{RUN}/train.tsv"
+        f"benchmarks/train/{RUN_WILDCARDS}.tsv"
     threads: stage_resources("train").get("threads", 1)
     resources:
         **job_resources("train", runtime=train_runtime),

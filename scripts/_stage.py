@@ -1,6 +1,8 @@
-"""What the Snakemake adapters in scripts/ share: logging into the rule's log, the run's keys.
+"""What the Snakemake adapters in scripts/ share: importing emcom, logging into the rule's log, and
+writing a stage's tidy table with the run's keys.
 
-Snakemake puts this folder on `sys.path` of every `script:`, so the adapters import it by name.
+Snakemake puts this folder on `sys.path` of every `script:`, so every adapter imports this module
+first (`from _stage import ...`), which also makes this checkout's emcom importable.
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-import pandas as pd
-
 # Every job is a fresh process that compiles the same few XLA programs (the runs of a setting differ
 # only in their seed), and compiling dominates small jobs: share JAX's persistent compilation cache
 # between jobs (compiled programs are reused as is, so numbers do not change). Set before jax loads.
@@ -22,7 +22,9 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 # Jobs in a conda environment (--sdm conda) have no emcom installed: fall back on this checkout's.
 sys.path.append(str(Path(__file__).resolve().parent.parent))
 
-from emcom import checkpoint, tidy  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from emcom import config, tidy  # noqa: E402
 
 
 def setup_logging(snakemake: Any) -> logging.Logger:
@@ -42,27 +44,26 @@ def setup_logging(snakemake: Any) -> logging.Logger:
     return log
 
 
-def run_keys(snakemake: Any) -> dict[str, Any]:
-    """The tidy-table keys a library `run` leaves to the workflow: dataset, setting, seed."""
+def write_stage_table(snakemake: Any, df: pd.DataFrame, settings: Any, **provenance: Any) -> None:
+    """Writes a stage's tidy rows to `output.table` (+ .csv, + provenance), labelled with the run
+    (dataset, setting, seed) and the evaluated dataset as the config names it (`eval_dataset`
+    wildcard, else the training dataset; a manifest may name it otherwise)."""
     wc = snakemake.wildcards
-    return {"dataset": wc.dataset, "setting": wc.setting, "seed": int(wc.seed)}
+    df = df.assign(eval_dataset=wc.get("eval_dataset", wc.dataset))
+    df = tidy.with_keys(df, dataset=wc.dataset, setting=wc.setting, seed=int(wc.seed))
+    tidy.write_table(df, snakemake.output.table, config=settings, **provenance)
 
 
-def run_checkpoint_stage(snakemake: Any, run: Callable[..., pd.DataFrame], **kwargs: Any) -> None:
-    """Runs a per-checkpoint stage `run(checkpoint, data_dir, settings, **kwargs) -> tidy rows` on
-    the rule's `input.checkpoint` and `input.manifest`'s folder, and writes `output.table` (+ .csv,
-    + provenance) with the run's keys and the evaluated dataset (`eval_dataset` wildcard, else the
-    training dataset)."""
+def run_checkpoint_stage(snakemake: Any, stage: str, run: Callable[..., pd.DataFrame],
+                         **kwargs: Any) -> None:
+    """Runs a per-checkpoint stage `run(settings, checkpoint, data_dir, **kwargs) -> tidy rows` on
+    the rule's `input.checkpoint` and `input.manifest`'s folder, and writes its table."""
     log = setup_logging(snakemake)
-    settings = snakemake.params.settings
+    settings = config.stage_settings(stage, snakemake.params.settings)
     data_dir = Path(snakemake.input.manifest).parent
-    ckpt = checkpoint.load(snakemake.input.checkpoint)
-    log.info("%s on %s with settings %s", snakemake.input.checkpoint, data_dir, settings)
-    df = run(ckpt, data_dir, settings, **kwargs)
-    # the config's dataset name, which the dataset column uses too (a manifest may name it otherwise)
-    df = df.assign(eval_dataset=snakemake.wildcards.get("eval_dataset", snakemake.wildcards.dataset))
-    tidy.write_table(tidy.with_keys(df, **run_keys(snakemake)), snakemake.output.table,
-                     config=settings, checkpoint=str(snakemake.input.checkpoint))
+    log.info("%s on %s with %s", snakemake.input.checkpoint, data_dir, settings)
+    df = run(settings, snakemake.input.checkpoint, data_dir, **kwargs)
+    write_stage_table(snakemake, df, settings, checkpoint=str(snakemake.input.checkpoint))
 
 
 def write_report(snakemake: Any, write: Callable[..., list[Path]], name: str) -> None:

@@ -1,14 +1,13 @@
-"""Snakemake adapter: rule convert_<name> -> emcom.data.tfds.convert."""
-
-import logging
+"""Snakemake adapter of rules `convert_<dataset>`: emcom.data.tfds.convert."""
 from pathlib import Path
+
+from _stage import setup_logging
 
 from emcom.data import download, tfds
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,  # noqa: F821
-                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-sha256 = download.read_checksum(snakemake.input.checksum)  # noqa: F821
-tfds.convert(snakemake.input.archive, Path(snakemake.output.manifest).parent,  # noqa: F821
-             splits=snakemake.params.splits, sha256=sha256,  # noqa: F821
-             config={"splits": snakemake.params.splits, "sha256": sha256},  # noqa: F821
-             **snakemake.params.limits)  # noqa: F821
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+setup_logging(sm)
+sha256 = download.read_checksum(sm.input.checksum)
+tfds.convert(sm.input.archive, Path(sm.output.manifest).parent, splits=sm.params.splits,
+             sha256=sha256, config={"splits": sm.params.splits, "sha256": sha256},
+             **sm.params.limits)

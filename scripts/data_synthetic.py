@@ -1,11 +1,10 @@
-"""Snakemake adapter: rule synthetic_<name> -> emcom.data.synthetic.write."""
-
-import logging
+"""Snakemake adapter of rule `synthetic`: emcom.data.synthetic.write."""
 from pathlib import Path
+
+from _stage import setup_logging
 
 from emcom.data import synthetic
 
-logging.basicConfig(filename=snakemake.log[0], level=logging.INFO,  # noqa: F821
-                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-synthetic.write(Path(snakemake.output.manifest).parent, name=snakemake.params.name,  # noqa: F821
-                **snakemake.params.knobs)  # noqa: F821
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+setup_logging(sm)
+synthetic.write(Path(sm.output.manifest).parent, name=sm.wildcards.dataset, **sm.params.knobs)

@@ -3,4 +3,4 @@ from _stage import run_checkpoint_stage
 
 from emcom import etl
 
-run_checkpoint_stage(snakemake, etl.run)  # noqa: F821 (injected by Snakemake)
+run_checkpoint_stage(snakemake, "etl", etl.run)  # noqa: F821 (injected by Snakemake)

@@ -7,7 +7,5 @@ from _stage import run_checkpoint_stage
 from emcom import evaluate
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-if "eval_manifest" in sm.input.keys():
-    run_checkpoint_stage(sm, evaluate.run, eval_data_dir=Path(sm.input.eval_manifest).parent)
-else:
-    run_checkpoint_stage(sm, evaluate.run)
+target = {"eval_data_dir": Path(sm.input.eval_manifest).parent} if "eval_manifest" in sm.input.keys() else {}
+run_checkpoint_stage(sm, "evaluate", evaluate.run, **target)

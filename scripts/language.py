@@ -1,6 +1,6 @@
-"""Snakemake adapter of rule `language`: emcom.metrics.run (topographic similarity, edit distance)."""
+"""Snakemake adapter of rule `language`: emcom.language.run (topographic similarity, edit distance)."""
 from _stage import run_checkpoint_stage
 
-from emcom import metrics
+from emcom import language
 
-run_checkpoint_stage(snakemake, metrics.run)  # noqa: F821 (injected by Snakemake)
+run_checkpoint_stage(snakemake, "language", language.run)  # noqa: F821 (injected by Snakemake)

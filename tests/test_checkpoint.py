@@ -22,7 +22,7 @@ def test_round_trip_is_exact(tmp_path):
     state = state_of(cfg)._replace(scores=np.array([0.1, 0.5, 0.25], np.float32))
     checkpoint.save(tmp_path / "c.npz", state, cfg, {"best_valid_loss": 1.5})
     c = checkpoint.load(tmp_path / "c.npz")
-    assert c.config == cfg and c.step == 0 and c.logit_dim == 6 and c.meta["best_valid_loss"] == 1.5
+    assert c.config == cfg and c.step == 0 and c.feature_dim == 6 and c.meta["best_valid_loss"] == 1.5
     assert jax.tree_util.tree_structure(c.state) == jax.tree_util.tree_structure(state)
     for a, b in zip(jax.tree_util.tree_leaves(state), jax.tree_util.tree_leaves(c.state)):
         np.testing.assert_array_equal(np.asarray(a), b)

@@ -23,8 +23,8 @@ def test_round_trip_with_attributes_and_landmarks(tmp_path):
         w.append(logits[:4], labels[:4], ids[:4], attrs[:4], marks[:4])
         w.append(logits[4:], labels[4:], ids[4:], attrs[4:], marks[4:])
     s = load_split(tmp_path, "train")
-    assert s.logits.dtype == np.float32 and s.logits.shape == (10, 6)
-    np.testing.assert_array_equal(s.logits, logits)
+    assert s.features.dtype == np.float32 and s.features.shape == (10, 6)
+    np.testing.assert_array_equal(s.features, logits)
     np.testing.assert_array_equal(s.labels, labels)
     np.testing.assert_array_equal(s.image_ids, ids)
     np.testing.assert_array_equal(s.attributes, attrs)
@@ -54,15 +54,15 @@ def test_load_is_zero_copy_over_the_memory_map(tmp_path):
     write_split(tmp_path / "train.arrow", logits, np.zeros(n, np.int64), np.arange(n))
     del logits
     s = load_split(tmp_path, "train")
-    assert not s.logits.flags.owndata and not s.logits.flags.writeable
+    assert not s.features.flags.owndata and not s.features.flags.writeable
     # The array's memory lies in a mapping of the file itself (not a copy on the heap).
-    assert _mapped_file(s.logits.ctypes.data) == str((tmp_path / "train.arrow").resolve())
+    assert _mapped_file(s.features.ctypes.data) == str((tmp_path / "train.arrow").resolve())
     assert _mapped_file(s.labels.ctypes.data) == str((tmp_path / "train.arrow").resolve())
-    assert s.logits[-1, -1] == 7.0
+    assert s.features[-1, -1] == 7.0
     rss_before = _rss_bytes()
     for _ in range(3):
         s2 = load_split(tmp_path, "train")
-        assert s2.logits.shape == (n, d) and s2.logits[0, 0] == 1.0
+        assert s2.features.shape == (n, d) and s2.features[0, 0] == 1.0
     assert _rss_bytes() - rss_before < 8 * 2**20  # loading 3 x 32 MB costs well under 8 MB
 
 

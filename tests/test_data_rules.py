@@ -20,7 +20,7 @@ def test_rules_produce_all_datasets(tmp_path):
         config = {"datasets": {
             "synthetic": {"source": "synthetic",
                           "params": {"num_identities": 30, "images_per_identity": 8,
-                                     "official_test_identities": 4, "logit_dim": 8}},
+                                     "official_test_identities": 4, "feature_dim": 8}},
             "celeba": {"source": "tfds", "url": f"{server.url}/byol_celeb_a2.tar.gz",
                        "sha256": None, "splits": ["train", "valid", "test"]},
             "imagenet": {"source": "tfds", "url": f"{server.url}/byol_imagenet2012.tar.gz",
@@ -40,9 +40,9 @@ def test_rules_produce_all_datasets(tmp_path):
     celeba_sha = hashlib.sha256((FIXTURES / "byol_celeb_a2.tar.gz").read_bytes()).hexdigest()
     assert read_manifest(tmp_path / "data" / "celeba")["source"]["sha256"] == celeba_sha
     assert read_manifest(tmp_path / "data" / "imagenet")["splits"]["test_official"] == 16
-    assert read_manifest(tmp_path / "data" / "synthetic")["logit_dim"] == 8
+    assert read_manifest(tmp_path / "data" / "synthetic")["feature_dim"] == 8
     for dataset, split in [("synthetic", "test_official"), ("celeba", "test"), ("imagenet", "train")]:
-        assert np.isfinite(load_split(tmp_path / "data" / dataset, split).logits).all()
+        assert np.isfinite(load_split(tmp_path / "data" / dataset, split).features).all()
     for rule in ["synthetic_synthetic", "download_celeba", "convert_celeba", "download_imagenet",
                  "convert_imagenet"]:
         assert (tmp_path / "logs" / "data" / f"{rule}.log").stat().st_size > 0

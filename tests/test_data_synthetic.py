@@ -11,7 +11,7 @@ from data_helpers import files_under
 from emcom.data import DataError, load_split, read_manifest
 from emcom.data.synthetic import assign_split, write
 
-SMALL = dict(num_identities=60, images_per_identity=12, official_test_identities=10, logit_dim=16)
+SMALL = dict(num_identities=60, images_per_identity=12, official_test_identities=10, feature_dim=16)
 
 
 def test_same_knobs_give_byte_identical_files_and_seed_matters(tmp_path):
@@ -51,7 +51,7 @@ def test_splits_follow_the_celeba_rule_and_hold_out_identities(tmp_path):
                                   "test_official": 120}
     assert read_manifest(tmp_path)["num_classes"] == 60
     assert splits["train"].attribute_names == [f"attr_{i:02d}" for i in range(8)]
-    assert np.all(splits["train"].logits >= 0) and 0.1 < np.mean(splits["train"].logits == 0) < 0.9
+    assert np.all(splits["train"].features >= 0) and 0.1 < np.mean(splits["train"].features == 0) < 0.9
 
 
 def test_assign_split_counts_per_identity():
@@ -65,7 +65,7 @@ def test_assign_split_counts_per_identity():
 def _probe_accuracies(data_dir, split, values):
     """Least-squares one-vs-rest linear probe per attribute, fit on train, scored on `split`."""
     train, s = load_split(data_dir, "train"), load_split(data_dir, split)
-    x, xs = np.c_[train.logits, np.ones(len(train))], np.c_[s.logits, np.ones(len(s))]
+    x, xs = np.c_[train.features, np.ones(len(train))], np.c_[s.features, np.ones(len(s))]
     accuracies = []
     for a in range(train.attributes.shape[1]):
         w = np.linalg.lstsq(x, np.eye(values)[train.attributes[:, a]], rcond=None)[0]
@@ -84,11 +84,11 @@ def test_linear_probe_recovers_attributes_well_above_chance(tmp_path, values, mi
 def test_works_at_byol_dimension_and_cli(tmp_path):
     result = subprocess.run([sys.executable, "-m", "emcom.data", "-q", "synthetic", str(tmp_path),
                              "--num-identities", "12", "--images-per-identity", "6",
-                             "--official-test-identities", "2", "--logit-dim", "2048"],
+                             "--official-test-identities", "2", "--feature-dim", "2048"],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["test_official"] == 12
-    assert load_split(tmp_path, "train").logits.shape == (50, 2048)
+    assert load_split(tmp_path, "train").features.shape == (50, 2048)
 
 
 @pytest.mark.parametrize("knobs,pattern", [

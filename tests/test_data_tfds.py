@@ -21,7 +21,7 @@ from emcom.data.tfds import convert
 def _check_expected(out, name):
     expected = json.loads((FIXTURES / f"{name}.expected.json").read_text())
     manifest = read_manifest(out)
-    assert manifest["logit_dim"] == expected["logit_dim"]
+    assert manifest["feature_dim"] == expected["logit_dim"]
     assert manifest["num_classes"] == expected["num_classes"]
     assert manifest["attribute_names"] == expected.get("attribute_names")
     assert manifest["landmark_names"] == expected.get("landmark_names")
@@ -35,7 +35,7 @@ def _check_expected(out, name):
             e = exp["examples"][str(image_id)]
             assert s.labels[row] == e["label"]
             want = np.array(e["logit"], np.float64).astype(np.float32)
-            assert want.view(np.uint32).tolist() == s.logits[row].view(np.uint32).tolist()
+            assert want.view(np.uint32).tolist() == s.features[row].view(np.uint32).tolist()
             if "attributes" in e:
                 assert s.attributes[row].tolist() == [int(a) for a in e["attributes"]]
                 assert s.landmarks[row].tolist() == e["landmarks"]
@@ -89,7 +89,7 @@ def test_no_features_json_uses_first_record_and_sorts_unknown_attribute_names(tm
         r["attributes/zeta"], r["attributes/alpha"] = [i % 2], [1]
     write_tfds(tmp_path / "src", {"train": [recs[:3], recs[3:]]})
     m = convert(tmp_path / "src", tmp_path / "out")
-    assert m["logit_dim"] == 3 and m["num_classes"] == max(r["label"][0] for r in recs) + 1
+    assert m["feature_dim"] == 3 and m["num_classes"] == max(r["label"][0] for r in recs) + 1
     s = load_split(tmp_path / "out", "train")
     assert s.attribute_names == ["alpha", "zeta"]
     assert s.attributes[:, 1].tolist() == [i % 2 for i in range(6)]

@@ -72,7 +72,7 @@ def test_run_rows(tmp_path, tiny_ckpt):
     data_dir = tiny_dataset(tmp_path)
     settings = {"steps": 4, "eval_every": 2, "steps_per_call": 2, "listeners": 2,
                 "max_speakers": 2, "batch_size": 16, "candidates": 64}
-    df = etl.run(ckpt, data_dir, settings)
+    df = etl.run(settings, ckpt, data_dir)
     assert set(df.stage) == {"etl"} and set(df.split) == {"test"}
     assert set(df.step) == {0, 2, 4}
     assert set(zip(df.speaker, df.listener)) == {(0, 0), (0, 1), (1, 0), (1, 1)}
@@ -93,15 +93,15 @@ def test_run_rows(tmp_path, tiny_ckpt):
 def test_run_without_attributes_and_bad_settings(tmp_path, tiny_ckpt):
     ckpt = tiny_ckpt
     data_dir = tiny_dataset(tmp_path, attributes=False)
-    df = etl.run(ckpt, data_dir, {"steps": 1, "eval_every": 1, "listeners": 1, "max_speakers": 1,
-                                  "batch_size": 8, "tasks": ["classification", "attributes"]})
+    df = etl.run({"steps": 1, "eval_every": 1, "listeners": 1, "max_speakers": 1,
+                                  "batch_size": 8, "tasks": ["classification", "attributes"]}, ckpt, data_dir)
     assert set(df.metric) == {"etl_classification", "etl_loss/classification"}
     with pytest.raises(ValueError, match="reconstruction"):
-        etl.run(ckpt, data_dir, {"tasks": ["reconstruction"]})
+        etl.run({"tasks": ["reconstruction"]}, ckpt, data_dir)
     with pytest.raises(ValueError, match="etl.steps"):
-        etl.run(ckpt, data_dir, {"steps": 0})
+        etl.run({"steps": 0}, ckpt, data_dir)
     with pytest.raises(ValueError, match="etl.stepz"):
-        etl.run(ckpt, data_dir, {"stepz": 3})
+        etl.run({"stepz": 3}, ckpt, data_dir)
 
 
 def test_measure_on_train_scores_a_fresh_training_batch(tmp_path, tiny_ckpt):
@@ -111,14 +111,14 @@ def test_measure_on_train_scores_a_fresh_training_batch(tmp_path, tiny_ckpt):
     settings = {"steps": 4, "eval_every": 2, "steps_per_call": 2, "listeners": 1,
                 "max_speakers": 1, "batch_size": 16, "tasks": ["classification"],
                 "measure_on": "train"}
-    df = etl.run(tiny_ckpt, data_dir, settings)
+    df = etl.run(settings, tiny_ckpt, data_dir)
     assert set(df.split) == {"train"} and set(df.step) == {0, 2, 4}
     acc = df[df.metric == "etl_classification"].value.to_numpy()
     np.testing.assert_allclose(acc * 16, np.round(acc * 16), atol=1e-4)
-    held_out = etl.run(tiny_ckpt, data_dir, {**settings, "measure_on": "test"})
+    held_out = etl.run({**settings, "measure_on": "test"}, tiny_ckpt, data_dir)
     assert set(held_out.split) == {"test"}
     with pytest.raises(ValueError, match="etl.measure_on"):
-        etl.run(tiny_ckpt, data_dir, {**settings, "measure_on": "valid"})
+        etl.run({**settings, "measure_on": "valid"}, tiny_ckpt, data_dir)
 
 
 def test_reference_sampling_makes_etl_languages_sampled(tmp_path):

@@ -35,7 +35,7 @@ def tiny_dataset(root, name="tiny", dim=8, sizes=None, attributes=True, seed=0):
         labels = (logits[:, 0] > 0).astype(np.int64) * 2 + (logits[:, 1] > 0)
         attrs = (logits[:, 2:4] > 0).astype(np.uint8) if attributes else None
         arrow.write_split(out / f"{split}.arrow", logits, labels, np.arange(n), attrs, names)
-    manifest = {"name": name, "logit_dim": dim, "num_classes": 4, "splits": sizes,
+    manifest = {"name": name, "feature_dim": dim, "num_classes": 4, "splits": sizes,
                 "attribute_names": names, "landmark_names": None, "source": {}, "versions": {}}
     (out / "manifest.json").write_text(json.dumps(manifest))
     return out
@@ -70,7 +70,7 @@ def _sign_inputs(n, rng):
     return ((2 * bits - 1) * rng.uniform(1, 2, size=(n, 16))).astype(np.float32)
 
 
-SETTINGS = {**evaluate.DEFAULTS, "candidates": [4, 16, 64, 1000], "epochs": 3}
+SETTINGS = {"candidates": [4, 16, 64, 1000], "epochs": 3}
 
 
 def test_pairs_vote_and_noise_on_known_agents():
@@ -145,7 +145,7 @@ def tiny_run(tmp_path_factory):
 def test_run_on_a_checkpoint(tiny_run):
     ckpt_path, data_dir = tiny_run
     settings = {"candidates": [4, 16, 64], "epochs": 2, "max_agents": 2}
-    df = evaluate.run(ckpt_path, data_dir, settings)
+    df = evaluate.run(settings, ckpt_path, data_dir)
     # test_official is absent from the dataset: skipped; 64 is capped by valid's 40 examples.
     assert set(df.split) == {"valid", "test"}
     assert set(df[df.split == "valid"].candidates) == {4, 16, 40}
@@ -154,18 +154,18 @@ def test_run_on_a_checkpoint(tiny_run):
     assert set(zip(pairs.speaker, pairs.listener)) == {(0, 0), (0, 1), (1, 0), (1, 1)}  # P = 2
     assert pairs.value.between(0, 1).all()
     assert set(df.stage) == {"eval"} and set(df.eval_dataset) == {""}
-    again = evaluate.run(checkpoint.load(ckpt_path), data_dir, settings)
+    again = evaluate.run(settings, checkpoint.load(ckpt_path), data_dir)
     np.testing.assert_array_equal(df.value.to_numpy(), again.value.to_numpy())
 
 
 def test_zero_shot_transfer_and_errors(tiny_run, tmp_path):
     ckpt_path, _ = tiny_run
     other = tiny_dataset(tmp_path, name="shifted", sizes={"test": 30}, seed=5)
-    df = evaluate.run(ckpt_path, tmp_path / "unused", {"candidates": [4], "epochs": 1},
+    df = evaluate.run({"candidates": [4], "epochs": 1}, ckpt_path, tmp_path / "unused",
                       eval_data_dir=other)
     assert set(df.eval_dataset) == {"shifted"} and set(df.split) == {"test"}
     wrong_d = tiny_dataset(tmp_path, name="wide", dim=12, sizes={"test": 30})
-    with pytest.raises(ValueError, match="logit_dim 12"):
-        evaluate.run(ckpt_path, wrong_d, {"candidates": [4]})
+    with pytest.raises(ValueError, match="feature_dim 12"):
+        evaluate.run({"candidates": [4]}, ckpt_path, wrong_d)
     with pytest.raises(ValueError, match="evaluate.epoch"):
-        evaluate.run(ckpt_path, other, {"epoch": 1})
+        evaluate.run({"epoch": 1}, ckpt_path, other)

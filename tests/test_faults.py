@@ -182,7 +182,7 @@ def test_damage_inside_the_progress_log_names_file_and_line(tmp_path, interrupte
 
 def manifest(folder, d=4, rows=8, splits=("train",)):
     (folder / "manifest.json").write_text(json.dumps(
-        {"name": "x", "logit_dim": d, "num_classes": 4, "splits": {s: rows for s in splits}}))
+        {"name": "x", "feature_dim": d, "num_classes": 4, "splits": {s: rows for s in splits}}))
 
 
 def raw_split(path, columns):
@@ -209,7 +209,7 @@ def nan_logits(folder):
 def other_width(folder):
     write_split(folder / "train.arrow", np.ones((8, 4), np.float32), np.zeros(8), np.arange(8))
     manifest(folder, d=5)
-    return "width 4.*'logit_dim' says 5"
+    return "width 4.*'feature_dim' says 5"
 
 
 def other_rows(folder):
@@ -276,12 +276,12 @@ def test_finiteness_scan_spans_blocks(tmp_path, monkeypatch):
     logits[7, 0] = 3e38  # finite, but a block sum overflows: not an error
     logits[8, 0] = 3e38
     write_split(tmp_path / "test.arrow", logits, np.zeros(10), np.arange(10))
-    assert load_split(tmp_path, "test").logits[8, 0] == np.float32(3e38)
+    assert load_split(tmp_path, "test").features[8, 0] == np.float32(3e38)
 
 
 def test_empty_split_writes_and_synthetic_refuses_knobs_that_empty_one(tmp_path):
     write_split(tmp_path / "valid.arrow", np.zeros((0, 4), np.float32), np.zeros(0), np.zeros(0))
-    assert load_split(tmp_path, "valid").logits.shape == (0, 4)
+    assert load_split(tmp_path, "valid").features.shape == (0, 4)
     with pytest.raises(DataError, match="images_per_identity must be >= 6"):
         synthetic.write(tmp_path / "out", num_identities=10, images_per_identity=5,
                         official_test_identities=2)
@@ -289,7 +289,7 @@ def test_empty_split_writes_and_synthetic_refuses_knobs_that_empty_one(tmp_path)
 
 
 def test_manifest_with_bad_keys_names_the_key(tmp_path):
-    (tmp_path / "manifest.json").write_text(json.dumps({"logit_dim": 4, "splits": {"train": "8"}}))
+    (tmp_path / "manifest.json").write_text(json.dumps({"feature_dim": 4, "splits": {"train": "8"}}))
     with pytest.raises(DataError, match=r"manifest.json: key 'splits.train'"):
         read_manifest(tmp_path)
 
@@ -377,7 +377,7 @@ def test_staging_of_a_killed_conversion_is_removed_by_the_next(tmp_path):
         stale = tmp_path / f".{name}.staging-dead1234" / "out"
         stale.mkdir(parents=True)
         (stale / "train.arrow").write_bytes(b"x" * 100)
-    synthetic.write(tmp_path / "syn", num_identities=10, images_per_identity=6, logit_dim=4,
+    synthetic.write(tmp_path / "syn", num_identities=10, images_per_identity=6, feature_dim=4,
                     hidden_dim=4, official_test_identities=2)
     tfds.convert(src, tmp_path / "conv")
     assert not list(tmp_path.glob(".*"))

@@ -9,7 +9,7 @@ import pytest
 import scipy.spatial.distance
 import scipy.stats
 
-from emcom import metrics
+from emcom import language, metrics
 from emcom.bench import topsim as bench_topsim
 
 
@@ -143,7 +143,7 @@ def test_language_stage_rows(tmp_path):
 
     ckpt = checkpoint.load(tiny_checkpoint(tmp_path / "best.npz"))
     data_dir = tiny_dataset(tmp_path)
-    df = metrics.run(ckpt, data_dir, {"max_agents": 2})
+    df = language.run({"max_agents": 2}, ckpt, data_dir)
     assert set(df.stage) == {"language"} and set(df.split) == {"test"}
     assert set(df.metric) == {"topsim_image", "topsim_attributes", "edit_distance_speakers"}
     image = df[df.metric == "topsim_image"].set_index("speaker").value
@@ -152,26 +152,25 @@ def test_language_stage_rows(tmp_path):
     # The rows are the library functions applied to the speakers' greedy test messages.
     split = data.load_split(data_dir, "test")
     messages = evaluate.speaker_messages(agents.make_speaker(ckpt.config),
-                                         evaluate.first_agents(ckpt.speakers, 2), split.logits)
-    assert image[1] == pytest.approx(metrics.topographic_similarity(messages[1], split.logits))
+                                         evaluate.first_agents(ckpt.speakers, 2), split.features)
+    assert image[1] == pytest.approx(metrics.topographic_similarity(messages[1], split.features))
     attributes = df[(df.metric == "topsim_attributes") & (df.speaker == 0)].value.item()
     assert attributes == pytest.approx(metrics.topographic_similarity(
         messages[0], metrics.one_hot_attributes(split.attributes)))
     assert df[df.metric == "edit_distance_speakers"].value.item() == pytest.approx(
         metrics.speaker_edit_distance(messages))
     # Subsampling: reproducible with the stage seed.
-    sub = metrics.run(ckpt, data_dir, {"max_agents": 1, "max_messages": 20})
+    sub = language.run({"max_agents": 1, "max_messages": 20}, ckpt, data_dir)
     assert set(sub.metric) == {"topsim_image", "topsim_attributes"}  # one speaker: no distance
-    again = metrics.run(ckpt, data_dir, {"max_agents": 1, "max_messages": 20})
+    again = language.run({"max_agents": 1, "max_messages": 20}, ckpt, data_dir)
     np.testing.assert_array_equal(sub.value.to_numpy(), again.value.to_numpy())
     with pytest.raises(ValueError, match="language.max_message"):
-        metrics.run(ckpt, data_dir, {"max_message": 20})
+        language.run({"max_message": 20}, ckpt, data_dir)
 
 
 def test_language_stage_without_attributes(tmp_path):
     from test_evaluate import tiny_checkpoint, tiny_dataset
 
-    df = metrics.run(tiny_checkpoint(tmp_path / "best.npz"),
-                     tiny_dataset(tmp_path, attributes=False), {})
+    df = language.run({}, tiny_checkpoint(tmp_path / "best.npz"), tiny_dataset(tmp_path, attributes=False))
     assert set(df.metric) == {"topsim_image", "edit_distance_speakers"}
     assert len(df[df.metric == "topsim_image"]) == 4  # 3 speakers + their mean

@@ -18,7 +18,7 @@ import scipy.stats
 import yaml
 
 from emcom.report import SpecError, resolve_spec, write_figures, write_tables
-from emcom.report import tables as T
+from emcom.report import TABLES, select, spec as S
 from emcom.report.__main__ import main as cli
 from emcom.report.figures import curves
 from emcom.tidy import COLUMNS
@@ -329,9 +329,9 @@ def test_spec_errors_name_the_key():
         resolve_spec({"etl_split": "training"})
     with pytest.raises(SpecError, match="report.tables.table1.rows is required"):
         resolve_spec({"tables": {"table1": {}}})
-    assert resolve_spec({"report": {"main_candidates": 256}})["main_candidates"] == 256
+    assert resolve_spec({"report": {"main_candidates": 256}}).main_candidates == 256
     # YAML int keys become string labels.
-    assert resolve_spec({"tables": {"fig2": {"rows": {16: "c16"}}}})["tables"]["fig2"] == {
+    assert resolve_spec({"tables": {"fig2": {"rows": {16: "c16"}}}}).tables["fig2"] == {
         "rows": {"16": "c16"}}
     with pytest.raises(ValueError, match="lacks column"):
         write_tables(pd.DataFrame({"value": [1.0]}), SPEC, "/nonexistent")
@@ -376,8 +376,8 @@ def test_curve_values_mean_over_seeds(data):
     rows = df[(df.stage == "train") & (df.metric == "accuracy") & (df.setting == "c16")
               & (df.candidates == 16) & (df.step == 20) & (df.seed == 2)]
     assert v[(DS, "c16", 2, 16, 20)] == pytest.approx(rows["value"].to_numpy().mean())
-    assert T.main_candidates(df, 1024) == {DS: 64, OTHER: 16}
-    assert T.main_candidates(df, 16) == {DS: 16, OTHER: 16}
+    assert select.main_candidates(df, 1024) == {DS: 64, OTHER: 16}
+    assert select.main_candidates(df, 16) == {DS: 16, OTHER: 16}
 
 
 def test_documented_spec_example_is_valid():
@@ -385,6 +385,6 @@ def test_documented_spec_example_is_valid():
     doc = (pathlib.Path(__file__).parents[1] / "docs" / "report.md").read_text()
     block = re.search(r"## The report spec\n+```yaml\n(.*?)```", doc, re.S).group(1)
     spec = resolve_spec(yaml.safe_load(block))
-    assert set(spec["tables"]) == set(T.TABLES)
-    assert T.parse_rows(spec["tables"]["table2"]["rows"], "t", {T.MEAN, T.VOTE, T.BEST})[0] == \
-        T.Row("best 1 pair", "pairs1", T.BEST)
+    assert set(spec.tables) == set(TABLES)
+    assert S.parse_rows(spec.tables["table2"]["rows"], "t", {S.MEAN, S.VOTE, S.BEST})[0] == \
+        S.Row("best 1 pair", "pairs1", S.BEST)

@@ -48,7 +48,7 @@ def adam_count(opt_state):
 
 def python_loop(cfg, game, state, x, s_idx, l_idx, keys):
     """The reference code's communicate(): load pair, update, store back, pair after pair."""
-    opt, decay, mu = game.optimizer, cfg["loss"]["kl_ema"], cfg["imitation"]["ema"]
+    opt, decay, mu = game.optimizer, cfg.loss.kl_ema, cfg.imitation.ema
 
     @jax.jit
     def update_pair(sp, li, tg, so, lo, key):

@@ -106,7 +106,7 @@ def test_batch_schedule_is_a_permutation_per_epoch():
 def test_run_stage_writes_checkpoints_and_tidy_table(tmp_path):
     from emcom.data import synthetic
 
-    synthetic.write(tmp_path / "data", num_identities=40, images_per_identity=10, logit_dim=16,
+    synthetic.write(tmp_path / "data", num_identities=40, images_per_identity=10, feature_dim=16,
                     hidden_dim=32, official_test_identities=4)
     out = tmp_path / "run"
     train.run(tiny(20), tmp_path / "data", out)

@@ -7,20 +7,36 @@ from emcom import config
 
 def test_defaults_are_the_papers():
     cfg = config.resolve()
-    assert cfg["game"] == {"vocab_size": 20, "message_length": 10, "num_candidates": 1024}
-    assert cfg["loss"]["kl_coef"] == 0.5 and cfg["loss"]["entropy_coef"] == 1e-4
-    assert cfg["optimizer"]["learning_rate"] == 1e-4 and cfg["training"]["batch_size"] == 1024
-    assert config.pairs_per_step(cfg) == 1 and config.num_candidates(cfg) == 1024
-    assert cfg is not config.DEFAULTS and cfg == config.DEFAULTS
+    assert cfg.game == config.GameConfig(vocab_size=20, message_length=10, num_candidates=1024)
+    assert cfg.loss.kl_coef == 0.5 and cfg.loss.entropy_coef == 1e-4
+    assert cfg.optimizer.learning_rate == 1e-4 and cfg.training.batch_size == 1024
+    assert cfg.population.pairs == 1 and cfg.num_candidates == 1024
+    assert cfg == config.TrainConfig()
     # the reference code's population semantics and loss scale (docs/training.md)
-    assert cfg["population"]["update"] == "sequential" and cfg["loss"]["time_reduction"] == "mean"
-    assert cfg["imitation"]["student"] == "free" and cfg["imitation"]["score"] == "ema"
+    assert cfg.population.update == "sequential" and cfg.loss.time_reduction == "mean"
+    assert cfg.imitation.student == "free" and cfg.imitation.score == "ema"
 
 
 def test_deep_merge_keeps_other_keys():
     cfg = config.resolve({"loss": {"kl_coef": 0}, "population": {"num_speakers": 10}})
-    assert cfg["loss"]["kl_coef"] == 0.0 and isinstance(cfg["loss"]["kl_coef"], float)
-    assert cfg["loss"]["entropy_coef"] == 1e-4 and config.pairs_per_step(cfg) == 10
+    assert cfg.loss.kl_coef == 0.0 and isinstance(cfg.loss.kl_coef, float)
+    assert cfg.loss.entropy_coef == 1e-4 and cfg.population.pairs == 10
+
+
+def test_a_resolved_config_round_trips_through_its_dict():
+    cfg = config.resolve({"training": {"eval_candidates": [4, 8]}, "population": {"num_speakers": 3}})
+    assert config.resolve(cfg.to_dict()) == cfg and config.resolve(cfg) is cfg
+    with pytest.raises(AttributeError):
+        cfg.loss.kl_coef = 1.0  # frozen: a resolved config is never edited in place
+
+
+def test_stage_settings_name_the_key():
+    s = config.stage_settings("etl", {"steps": 5, "tasks": ["classification"]})
+    assert s.steps == 5 and s.tasks == ("classification",) and s.batch_size == 4096
+    with pytest.raises(config.ConfigError, match="etl.stepz"):
+        config.stage_settings("etl", {"stepz": 1})
+    with pytest.raises(config.ConfigError, match="evaluate.epochs"):
+        config.stage_settings("evaluate", {"epochs": 1.5})
 
 
 @pytest.mark.parametrize("over, key", [

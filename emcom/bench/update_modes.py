@@ -76,7 +76,7 @@ def main(argv: list[str]) -> int:
     base = yaml.safe_load(Path(args.config).read_text())["train"]
     if args.steps is not None:
         base.setdefault("training", {})["steps"] = args.steps
-    splits = {s: data.load_split(args.data, s).logits for s in ("train", "valid", "test")}
+    splits = {s: data.load_split(args.data, s).features for s in ("train", "valid", "test")}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     frames = []

@@ -2,7 +2,7 @@
 
   python -m emcom.data tfds-to-arrow SRC OUT [--splits train,valid] [--sha256 HEX]
                                             [--max-members N] [--max-bytes N]
-  python -m emcom.data synthetic OUT [--num-identities 300 --logit-dim 64 ...]
+  python -m emcom.data synthetic OUT [--num-identities 300 --feature-dim 64 ...]
   python -m emcom.data download URL DEST [--sha256 HEX] [--retries 5]
 
 Exit status 0 on success; 1 with the error message on stderr on bad input (OUT gets nothing).

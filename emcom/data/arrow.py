@@ -6,7 +6,7 @@ nothing). Writers stream rows into raw spool files first and build that single b
 from memory-mapped spools, so memory stays bounded whatever the split size.
 
 Columns (see docs/DESIGN.md):
-  logit       fixed_size_list<float32>[D]
+  features    fixed_size_list<float32>[D]
   label       int64
   image_id    int64
   attributes  fixed_size_list<uint8>[A]   optional; names in metadata `attribute_names` (JSON)
@@ -29,20 +29,19 @@ import pyarrow as pa
 from emcom.data.errors import DataError
 from emcom.provenance import atomic_path
 
-SPLITS = ("train", "valid", "test", "test_official")
 # Pinned so that the same rows always give byte-identical files (no compression, no threads).
 _WRITE_OPTIONS = pa.ipc.IpcWriteOptions(compression=None, use_threads=False)
 
 
-def schema(logit_dim: int, attribute_names: Sequence[str] | None = None,
+def schema(feature_dim: int, attribute_names: Sequence[str] | None = None,
            landmark_names: Sequence[str] | None = None) -> pa.Schema:
-    """The Arrow schema of a split with D = `logit_dim` and the optional attribute/landmark lists."""
+    """The Arrow schema of a split with D = `feature_dim` and the optional attribute/landmark lists."""
     fields = [
-        pa.field("logit", pa.list_(pa.float32(), logit_dim), nullable=False),
+        pa.field("features", pa.list_(pa.float32(), feature_dim), nullable=False),
         pa.field("label", pa.int64(), nullable=False),
         pa.field("image_id", pa.int64(), nullable=False),
     ]
-    metadata = {"logit_dim": str(logit_dim)}
+    metadata = {"feature_dim": str(feature_dim)}
     if attribute_names is not None:
         fields.append(pa.field("attributes", pa.list_(pa.uint8(), len(attribute_names)),
                                nullable=False))
@@ -58,33 +57,33 @@ class SplitWriter:
     """Streams rows of one split into `path`; the file appears (atomically) only on `close()`.
 
     Usage:
-        with SplitWriter(path, logit_dim=D, attribute_names=names) as w:
-            w.append(logits, labels, image_ids, attributes=attrs)   # any number of times
+        with SplitWriter(path, feature_dim=D, attribute_names=names) as w:
+            w.append(features, labels, image_ids, attributes=attrs)   # any number of times
     An exception inside the `with` block removes the spools and leaves `path` untouched.
     """
 
-    def __init__(self, path: str | os.PathLike, logit_dim: int,
+    def __init__(self, path: str | os.PathLike, feature_dim: int,
                  attribute_names: Sequence[str] | None = None,
                  landmark_names: Sequence[str] | None = None):
         self.path = Path(path)
-        self.schema = schema(logit_dim, attribute_names, landmark_names)
-        self.logit_dim = logit_dim
+        self.schema = schema(feature_dim, attribute_names, landmark_names)
+        self.feature_dim = feature_dim
         self.num_attributes = None if attribute_names is None else len(attribute_names)
         self.num_landmarks = None if landmark_names is None else len(landmark_names)
         self.num_rows = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._spool_dir = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=f".{self.path.name}.spool-"))
-        columns = ["logit", "label", "image_id"]
+        columns = ["features", "label", "image_id"]
         columns += ["attributes"] * (attribute_names is not None)
         columns += ["landmarks"] * (landmark_names is not None)
         self._spools = {name: open(self._spool_dir / name, "wb") for name in columns}
 
-    def append(self, logits: np.ndarray, labels: np.ndarray, image_ids: np.ndarray,
+    def append(self, features: np.ndarray, labels: np.ndarray, image_ids: np.ndarray,
                attributes: np.ndarray | None = None, landmarks: np.ndarray | None = None) -> None:
-        """Appends n rows: logits (n, D) float32, labels (n,), image_ids (n,) int64,
+        """Appends n rows: features (n, D) float32, labels (n,), image_ids (n,) int64,
         attributes (n, A) uint8, landmarks (n, L) int64 (the latter two iff declared)."""
         n = len(labels)
-        self._put("logit", logits, np.float32, (n, self.logit_dim))
+        self._put("features", features, np.float32, (n, self.feature_dim))
         self._put("label", labels, np.int64, (n,))
         self._put("image_id", image_ids, np.int64, (n,))
         if (attributes is None) != (self.num_attributes is None):
@@ -147,13 +146,13 @@ class SplitWriter:
             self._discard()
 
 
-def write_split(path: str | os.PathLike, logits: np.ndarray, labels: np.ndarray,
+def write_split(path: str | os.PathLike, features: np.ndarray, labels: np.ndarray,
                 image_ids: np.ndarray, attributes: np.ndarray | None = None,
                 attribute_names: Sequence[str] | None = None, landmarks: np.ndarray | None = None,
                 landmark_names: Sequence[str] | None = None) -> Path:
-    """Writes a whole in-memory split (logits (N, D)) in one go; see `SplitWriter`."""
-    with SplitWriter(path, np.shape(logits)[1], attribute_names, landmark_names) as writer:
-        writer.append(logits, labels, image_ids, attributes, landmarks)
+    """Writes a whole in-memory split (features (N, D)) in one go; see `SplitWriter`."""
+    with SplitWriter(path, np.shape(features)[1], attribute_names, landmark_names) as writer:
+        writer.append(features, labels, image_ids, attributes, landmarks)
     return Path(path)
 
 
@@ -161,7 +160,7 @@ def write_split(path: str | os.PathLike, logits: np.ndarray, labels: np.ndarray,
 class Split:
     """One split, memory-mapped. Arrays are read-only views over the file (zero-copy)."""
 
-    logits: np.ndarray                 # (N, D) float32
+    features: np.ndarray               # (N, D) float32
     labels: np.ndarray                 # (N,) int64
     image_ids: np.ndarray              # (N,) int64
     attributes: np.ndarray | None      # (N, A) uint8
@@ -208,11 +207,11 @@ def load_split(data_dir: str | os.PathLike, split: str) -> Split:
     def vector(name: str) -> np.ndarray:
         return batch.column(name).to_numpy(zero_copy_only=True)
 
-    logits = matrix("logit")
-    if logits.size:
+    features = matrix("features")
+    if features.size:
         source.seek(0)
-        _check_finite(path, logits.ctypes.data - source.read_buffer(1).address, logits.shape)
-    return Split(logits=logits, labels=vector("label"), image_ids=vector("image_id"),
+        _check_finite(path, features.ctypes.data - source.read_buffer(1).address, features.shape)
+    return Split(features=features, labels=vector("label"), image_ids=vector("image_id"),
                  attributes=matrix("attributes"), attribute_names=attribute_names,
                  landmarks=matrix("landmarks"), landmark_names=landmark_names)
 
@@ -233,9 +232,9 @@ def _check_columns(batch: pa.RecordBatch, path: Path, attribute_names: list[str]
                    landmark_names: list[str] | None) -> None:
     """Every column has its schema type (fixed-size lists of the declared width) and no nulls."""
     names = batch.schema.names
-    logit = batch.schema.field("logit").type if "logit" in names else None
+    logit = batch.schema.field("features").type if "features" in names else None
     width = logit.list_size if isinstance(logit, pa.FixedSizeListType) else 1
-    expected = {"logit": pa.list_(pa.float32(), width), "label": pa.int64(),
+    expected = {"features": pa.list_(pa.float32(), width), "label": pa.int64(),
                 "image_id": pa.int64()}
     if attribute_names is not None or "attributes" in names:
         expected["attributes"] = pa.list_(pa.uint8(), len(attribute_names or ()))
@@ -262,10 +261,10 @@ def _check_against_manifest(batch: pa.RecordBatch, path: Path, split: str, manif
     if batch.num_rows != rows:
         raise DataError(f"{path}: {batch.num_rows} rows, but {manifest_path} key "
                         f"'splits.{split}' says {rows}")
-    width = batch.schema.field("logit").type.list_size
-    if width != manifest["logit_dim"]:
-        raise DataError(f"{path}: logits have width {width}, but {manifest_path} key "
-                        f"'logit_dim' says {manifest['logit_dim']}")
+    width = batch.schema.field("features").type.list_size
+    if width != manifest["feature_dim"]:
+        raise DataError(f"{path}: features have width {width}, but {manifest_path} key "
+                        f"'feature_dim' says {manifest['feature_dim']}")
 
 
 # Floats per block of the finiteness scan: bounds its memory (32 MB).
@@ -275,7 +274,7 @@ _SCANNED: set[tuple] = set()
 
 
 def _check_finite(path: Path, offset: int, shape: tuple[int, int]) -> None:
-    """Raises DataError naming the first row of the (rows, D) float32 logits at byte `offset` of
+    """Raises DataError naming the first row of the (rows, D) float32 features at byte `offset` of
     `path` with a NaN or infinite value.
 
     Reads the file block by block into one reused buffer (plain reads: the page cache holds the
@@ -295,14 +294,14 @@ def _check_finite(path: Path, offset: int, shape: tuple[int, int]) -> None:
             count = min(rows, n - start)
             block = buffer[:count * d]
             if f.readinto(block.view(np.uint8)) != block.nbytes:
-                raise DataError(f"{path}: file ends inside the 'logit' column")
+                raise DataError(f"{path}: file ends inside the 'features' column")
             with np.errstate(over="ignore"):
                 if np.isfinite(block.sum(dtype=np.float32)):
                     continue
             bad = np.flatnonzero(~np.isfinite(block.reshape(count, d)).all(axis=1))
             if bad.size:
                 raise DataError(f"{path}: row {start + int(bad[0])}: NaN or infinite value in "
-                                f"'logit' ({bad.size} such row(s) in rows {start}.."
+                                f"'features' ({bad.size} such row(s) in rows {start}.."
                                 f"{start + count - 1})")
     _SCANNED.add(key)
 
@@ -327,13 +326,13 @@ def read_manifest(data_dir: str | os.PathLike) -> dict:
 
 
 def _check_manifest(manifest: object, path: Path) -> None:
-    """The keys every reader relies on: an object with a positive `logit_dim` and `splits`
+    """The keys every reader relies on: an object with a positive `feature_dim` and `splits`
     mapping split names to row counts."""
     if not isinstance(manifest, dict):
         raise DataError(f"{path}: expected a JSON object, got a JSON {type(manifest).__name__}")
-    d = manifest.get("logit_dim")
+    d = manifest.get("feature_dim")
     if isinstance(d, bool) or not isinstance(d, int) or d < 1:
-        raise DataError(f"{path}: key 'logit_dim' must be a positive integer, got {d!r}")
+        raise DataError(f"{path}: key 'feature_dim' must be a positive integer, got {d!r}")
     splits = manifest.get("splits")
     if not isinstance(splits, dict):
         raise DataError(f"{path}: key 'splits' must be an object {{split: rows}}, got {splits!r}")

@@ -9,11 +9,11 @@ The generative story (all draws from one `numpy.random.Generator(PCG64(seed))`, 
       image attributes = a_k, each entry resampled uniformly with prob. `attribute_resample`
                          (attributes that vary per image, like CelebA's Smiling)
       image latent u ~ N(0, I_{image_latent_dim})   (pose, lighting, ...)
-      logit = relu(W2 relu(W1 [onehot(attributes), z_k, u] + b1) + b2 + noise_scale * eps)
+      features = relu(W2 relu(W1 [onehot(attributes), z_k, u] + b1) + b2 + noise_scale * eps)
 
 W1, b1, W2, b2 are a fixed random 2-layer MLP (He-scaled), so the features are a nonlinear map of
 attributes + identity + per-image variation, non-negative with many exact zeros like BYOL
-logits. The attributes stay linearly recoverable (tests/test_data_synthetic.py probes them).
+features. The attributes stay linearly recoverable (tests/test_data_synthetic.py probes them).
 
 Splits follow the paper's CelebA rule (Listing 1): per identity, in file order, with a counter c,
 c > 0 and c % 5 == 0 goes to `valid` if the label is even, else `test`; the rest to `train`. The
@@ -35,8 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-from emcom.data.arrow import SPLITS, SplitWriter
+from emcom.data.arrow import SplitWriter
 from emcom.data.errors import DataError
+from emcom.names import SPLITS
 from emcom.provenance import package_versions, remove_leftovers, write_json, write_provenance
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def _check(knobs: dict) -> None:
     for name in ("noise_scale", "attribute_resample"):
         if isinstance(knobs[name], bool) or not isinstance(knobs[name], (int, float)):
             raise DataError(f"synthetic: {name} must be a number, got {knobs[name]!r}")
-    positive = ("num_identities", "images_per_identity", "num_attributes", "logit_dim",
+    positive = ("num_identities", "images_per_identity", "num_attributes", "feature_dim",
                 "hidden_dim")
     for name in positive:
         if isinstance(knobs[name], bool) or not isinstance(knobs[name], int) or knobs[name] < 1:
@@ -110,7 +111,7 @@ def assign_split(labels: np.ndarray, num_identities: int, official_test_identiti
 
 
 def write(out_dir: str | os.PathLike, *, num_identities: int = 300, images_per_identity: int = 20,
-          num_attributes: int = 8, attribute_values: int = 2, logit_dim: int = 64,
+          num_attributes: int = 8, attribute_values: int = 2, feature_dim: int = 64,
           identity_latent_dim: int = 16, image_latent_dim: int = 8, hidden_dim: int = 256,
           noise_scale: float = 0.1, attribute_resample: float = 0.1,
           official_test_identities: int = 30, seed: int = 0, name: str = "synthetic") -> dict:
@@ -121,7 +122,7 @@ def write(out_dir: str | os.PathLike, *, num_identities: int = 300, images_per_i
       images_per_identity: images per identity (>= 6 puts images in valid/test).
       num_attributes: A categorical attributes per image.
       attribute_values: V, the arity of every attribute (2 = binary, like CelebA).
-      logit_dim: D, the feature size (BYOL: 2048).
+      feature_dim: D, the feature size (BYOL: 2048).
       identity_latent_dim: size of the per-identity latent (identity information beyond attributes).
       image_latent_dim: size of the per-image latent (variation between images of one identity).
       hidden_dim: width of the random MLP's hidden layer.
@@ -142,8 +143,8 @@ def write(out_dir: str | os.PathLike, *, num_identities: int = 300, images_per_i
     identity_latent = rng.normal(size=(K, identity_latent_dim))            # (K, Lid)
     w1 = rng.normal(scale=np.sqrt(2.0 / in_dim), size=(in_dim, hidden_dim))
     b1 = rng.normal(scale=0.1, size=hidden_dim)
-    w2 = rng.normal(scale=np.sqrt(2.0 / hidden_dim), size=(hidden_dim, logit_dim))
-    b2 = rng.normal(scale=0.1, size=logit_dim)
+    w2 = rng.normal(scale=np.sqrt(2.0 / hidden_dim), size=(hidden_dim, feature_dim))
+    b2 = rng.normal(scale=0.1, size=feature_dim)
     labels = np.repeat(np.arange(K), images_per_identity)[rng.permutation(K * images_per_identity)]
     split_of = assign_split(labels, K, official_test_identities)
     names = [f"attr_{i:02d}" for i in range(A)]
@@ -153,7 +154,7 @@ def write(out_dir: str | os.PathLike, *, num_identities: int = 300, images_per_i
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.staging-"))
     try:
         with contextlib.ExitStack() as stack:  # on error every writer discards its spools
-            writers = {s: stack.enter_context(SplitWriter(staging / f"{s}.arrow", logit_dim, names))
+            writers = {s: stack.enter_context(SplitWriter(staging / f"{s}.arrow", feature_dim, names))
                        for s in SPLITS}
             for start in range(0, len(labels), _BLOCK):
                 block = labels[start:start + _BLOCK]                        # (B,)
@@ -165,12 +166,12 @@ def write(out_dir: str | os.PathLike, *, num_identities: int = 300, images_per_i
                 x = np.concatenate([onehot, identity_latent[block],
                                     rng.normal(size=(n, image_latent_dim))], axis=1)
                 h = np.maximum(x @ w1 + b1, 0.0)                            # (B, H)
-                pre = h @ w2 + b2 + noise_scale * rng.normal(size=(n, logit_dim))
-                logits = np.maximum(pre, 0.0).astype(np.float32)           # (B, D)
+                pre = h @ w2 + b2 + noise_scale * rng.normal(size=(n, feature_dim))
+                features = np.maximum(pre, 0.0).astype(np.float32)           # (B, D)
                 image_ids = np.arange(start + 1, start + n + 1)
                 for index, split in enumerate(SPLITS):
                     rows = split_of[start:start + n] == index
-                    writers[split].append(logits[rows], block[rows], image_ids[rows],
+                    writers[split].append(features[rows], block[rows], image_ids[rows],
                                           attributes[rows].astype(np.uint8))
                 log.info("synthetic: %d / %d images", start + n, len(labels))
         # Moved into place only once every split is complete.
@@ -181,7 +182,7 @@ def write(out_dir: str | os.PathLike, *, num_identities: int = 300, images_per_i
         shutil.rmtree(staging, ignore_errors=True)
     manifest = {
         "name": name,
-        "logit_dim": logit_dim,
+        "feature_dim": feature_dim,
         "num_classes": K,
         "splits": {s: writers[s].num_rows for s in SPLITS},
         "attribute_names": names,

@@ -29,6 +29,7 @@ from emcom.data.errors import DataError
 from emcom.data.example import parse_example
 from emcom.data.extract import MAX_BYTES, MAX_MEMBERS, extract_into
 from emcom.data.tfrecord import read_records
+from emcom.names import SPLITS
 from emcom.provenance import package_versions, remove_leftovers, write_json, write_provenance
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,6 @@ CELEBA_LANDMARKS = (
     "lefteye_x", "lefteye_y", "righteye_x", "righteye_y", "nose_x", "nose_y",
     "leftmouth_x", "leftmouth_y", "rightmouth_x", "rightmouth_y",
 )
-SPLIT_ORDER = ("train", "valid", "test", "test_official")
 _SHARD = re.compile(r"^(?P<name>.+)-(?P<split>[^-]+)\.tfrecord-(?P<index>\d+)-of-(?P<count>\d+)$")
 _SCALAR_KEYS = ("label", "image_id")
 
@@ -148,7 +148,7 @@ def find_layout(root: str | os.PathLike) -> Layout:
         raise DataError(f"{folder}: shards of several datasets: {sorted(names)}")
     name = names.pop()
     shards = {}
-    for split in sorted(found, key=lambda s: (SPLIT_ORDER + (s,)).index(s)):
+    for split in sorted(found, key=lambda s: (SPLITS + (s,)).index(s)):
         missing = sorted(set(range(counts[split])) - set(found[split]))
         if missing:
             example = f"{name}-{split}.tfrecord-{missing[0]:05d}-of-{counts[split]:05d}"
@@ -335,7 +335,7 @@ def _convert_folder(root: Path, staging: Path, splits: Sequence[str] | None,
     return {
         "name": layout.name,
         "version": layout.folder.name,
-        "logit_dim": plan.logit_dim,
+        "feature_dim": plan.logit_dim,
         "num_classes": layout.num_classes if layout.num_classes is not None else max_label + 1,
         "splits": sizes,
         "attribute_names": plan.attribute_names,

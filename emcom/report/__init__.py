@@ -5,10 +5,11 @@
     paths += write_figures(df, spec, "results/figures")  # PNG + PDF + .rst caption per figure
 
 `df` is the concatenation of the stages' tidy tables (`emcom.tidy.read_tables`), `spec` the
-`report:` block of the workflow config.
+`report:` block of the workflow config. What exists is declared in `emcom.report.registry`.
 """
 
-from emcom.report.figures import FIGURES, write_figures
-from emcom.report.tables import TABLES, SpecError, resolve_spec, write_tables
+from emcom.report.registry import FIGURES, TABLES, resolve_spec, write_figures, write_tables
+from emcom.report.spec import ReportSpec, SpecError
 
-__all__ = ["FIGURES", "TABLES", "SpecError", "resolve_spec", "write_figures", "write_tables"]
+__all__ = ["FIGURES", "TABLES", "ReportSpec", "SpecError", "resolve_spec", "write_figures",
+           "write_tables"]

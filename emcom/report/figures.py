@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -20,8 +20,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from emcom import provenance
-from emcom.report import tables
-from emcom.report.tables import RUN, Row
+from emcom.report.select import RUN, dataset_labels, etl_split, finest, restrict, run_values, select
+from emcom.report.spec import ReportSpec, Row, parse_rows
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +32,10 @@ COLORS = [f"C{i}" for i in range(10)]
 def curves(df: pd.DataFrame, *, stage: str, metric: str, split: str | None = None,
            keys: tuple[str, ...] = ()) -> pd.Series:
     """Mean value per run and step (index RUN + keys + ["step"]) over the finest rows."""
-    rows = tables.select(df, stage=stage, metric=metric, split=split, latest=False)
+    rows = select(df, stage=stage, metric=metric, split=split, latest=False)
     index = RUN + list(keys) + ["step"]
-    rows = tables.finest(rows, index + ["eval_dataset"])
-    return tables.run_values(rows, index)
+    rows = finest(rows, index + ["eval_dataset"])
+    return run_values(rows, index)
 
 
 def _rows(entry: Mapping[str, Any] | None, where: str, fallback: Any,
@@ -43,16 +43,16 @@ def _rows(entry: Mapping[str, Any] | None, where: str, fallback: Any,
     """The figure's `rows`, else `fallback` rows (a table's), else every setting present."""
     rows = (entry or {}).get("rows") or fallback
     if rows:
-        return tables.parse_rows(rows, where)
+        return parse_rows(rows, where)
     return [Row(s, s) for s in sorted(set(df["setting"]))]
 
 
-def _datasets(values: pd.Series, spec: Mapping[str, Any], rows: list[Row]) -> dict[str, str]:
+def _datasets(values: pd.Series, spec: ReportSpec, rows: list[Row]) -> dict[str, str]:
     """{dataset: label} of the datasets with curves for `rows` (a row of panels each)."""
     present = values.index.to_frame(index=False)[["dataset", "setting"]] if len(values) else None
     if present is None:
         return {}
-    return tables.dataset_labels(present, spec, rows)
+    return dataset_labels(present, spec, rows)
 
 
 def _grid(n_rows: int, n_cols: int) -> tuple[Figure, np.ndarray]:
@@ -90,10 +90,10 @@ def _finish(ax: Axes, title: str, xlabel: str, ylabel: str, legend: str | None =
         ax.legend(fontsize=8, title=legend, title_fontsize=8)
 
 
-def training_curves(df: pd.DataFrame, spec: Mapping[str, Any]) -> tuple[Figure, str]:
+def training_curves(df: pd.DataFrame, spec: ReportSpec) -> tuple[Figure, str]:
     """Fig. 1: train accuracy over steps, seeds thin, mean thick; a panel per spec panel (rows:
     datasets)."""
-    entry = spec["figures"].get("fig1") or {}
+    entry = spec.figures.get("fig1") or {}
     panels = {panel: _rows({"rows": rows}, f"report.figures.fig1.panels.{panel}", None, df)
               for panel, rows in (entry.get("panels") or {"all settings": None}).items()}
     values = curves(df, stage="train", metric="train_accuracy")
@@ -104,7 +104,7 @@ def training_curves(df: pd.DataFrame, spec: Mapping[str, Any]) -> tuple[Figure, 
             ax = axes[i, j]
             drawn = False
             for k, row in enumerate(rows):
-                v = tables.restrict(values, dataset, row.setting)
+                v = restrict(values, dataset, row.setting)
                 if not len(v):
                     continue
                 steps, seeds = _seed_matrix(v.droplevel(["dataset", "setting"]))
@@ -124,27 +124,27 @@ def training_curves(df: pd.DataFrame, spec: Mapping[str, Any]) -> tuple[Figure, 
     return fig, caption
 
 
-def test_accuracy_curves(df: pd.DataFrame, spec: Mapping[str, Any]) -> tuple[Figure, str]:
+def test_accuracy_curves(df: pd.DataFrame, spec: ReportSpec) -> tuple[Figure, str]:
     """Fig. 2: periodic test accuracy over steps, a panel per evaluation |C|, a line per training
     |C| setting, mean +- std over seeds (rows: datasets)."""
-    fallback = (spec["tables"].get("fig2") or {}).get("rows")
-    rows = _rows(spec["figures"].get("fig2"), "report.figures.fig2.rows", fallback, df)
-    values = curves(df, stage="train", metric="accuracy", split=spec["split"],
+    fallback = (spec.tables.get("fig2") or {}).get("rows")
+    rows = _rows(spec.figures.get("fig2"), "report.figures.fig2.rows", fallback, df)
+    values = curves(df, stage="train", metric="accuracy", split=spec.split,
                     keys=("candidates",))
     labels = _datasets(values, spec, rows)
     cands = sorted(set(values.index.get_level_values("candidates"))) if len(values) else []
     fig, axes = _grid(max(len(labels), 1), max(len(cands), 1))
     for i, (dataset, dlabel) in enumerate(labels.items() or [("", "no dataset")]):
         if not cands:
-            _no_data(axes[i, 0], f"stage train, metric accuracy, split {spec['split']}")
-            _finish(axes[i, 0], dlabel, "training step", f"{spec['split']} accuracy")
+            _no_data(axes[i, 0], f"stage train, metric accuracy, split {spec.split}")
+            _finish(axes[i, 0], dlabel, "training step", f"{spec.split} accuracy")
         for j, c in enumerate(cands):
             ax = axes[i, j]
-            v = tables.restrict(values, dataset)
+            v = restrict(values, dataset)
             v = v[v.index.get_level_values("candidates") == c]
             drawn = False
             for k, row in enumerate(rows):
-                w = tables.restrict(v, dataset, row.setting)
+                w = restrict(v, dataset, row.setting)
                 if len(w):
                     steps, seeds = _seed_matrix(w.droplevel(["dataset", "setting", "candidates"]))
                     _mean_band(ax, steps, seeds, COLORS[k % len(COLORS)], row.label)
@@ -152,26 +152,26 @@ def test_accuracy_curves(df: pd.DataFrame, spec: Mapping[str, Any]) -> tuple[Fig
             if not drawn:
                 _no_data(ax, f"evaluation |C| = {c}")
             _finish(ax, f"{dlabel}: evaluation |C| = {c}", "training step",
-                    f"{spec['split']} accuracy", legend="training")
-    fig.suptitle(f"{spec['split'].capitalize()} accuracy during training by training |C| "
+                    f"{spec.split} accuracy", legend="training")
+    fig.suptitle(f"{spec.split.capitalize()} accuracy during training by training |C| "
                  "(mean ± std over seeds)")
-    caption = (f"{spec['split'].capitalize()} accuracy of the periodic evaluations during "
+    caption = (f"{spec.split.capitalize()} accuracy of the periodic evaluations during "
                "training (stage `train`, metric `accuracy`), one panel per evaluation |C|, one "
                "line per training setting; lines are the mean over seeds, shaded regions +- one "
                "standard deviation over seeds (as the paper's Fig. 2 / Fig. 14).")
     return fig, caption
 
 
-def etl_curves(df: pd.DataFrame, spec: Mapping[str, Any]) -> tuple[Figure, str]:
+def etl_curves(df: pd.DataFrame, spec: ReportSpec) -> tuple[Figure, str]:
     """Fig. 4: ETL accuracy over ETL steps, a panel per task, a line per setting, mean +- std over
     seeds of the per-seed mean over frozen speakers x fresh listeners (rows: datasets)."""
-    entry = spec["figures"].get("fig4") or {}
-    fallback = (spec["tables"].get("table2") or {}).get("rows")
+    entry = spec.figures.get("fig4") or {}
+    fallback = (spec.tables.get("table2") or {}).get("rows")
     fallback = {k: v for k, v in (fallback or {}).items() if isinstance(v, str)} or None
     rows = _rows(entry, "report.figures.fig4.rows", fallback, df)
     tasks = dict(entry.get("tasks") or {"Discrimination": "etl_discrimination",
                                         "Classification": "etl_classification"})
-    split = tables.etl_split(df, spec)
+    split = etl_split(df, spec)
     values = {m: curves(df, stage="etl", metric=m, split=split) for m in tasks.values()}
     labels = _datasets(pd.concat(values.values()), spec, rows)
     fig, axes = _grid(max(len(labels), 1), len(tasks))
@@ -180,7 +180,7 @@ def etl_curves(df: pd.DataFrame, spec: Mapping[str, Any]) -> tuple[Figure, str]:
             ax = axes[i, j]
             drawn = False
             for k, row in enumerate(rows):
-                v = tables.restrict(values[metric], dataset, row.setting)
+                v = restrict(values[metric], dataset, row.setting)
                 if len(v):
                     steps, seeds = _seed_matrix(v.droplevel(["dataset", "setting"]))
                     _mean_band(ax, steps, seeds, COLORS[k % len(COLORS)], row.label)
@@ -198,13 +198,6 @@ def etl_curves(df: pd.DataFrame, spec: Mapping[str, Any]) -> tuple[Figure, str]:
     return fig, caption
 
 
-FIGURES: dict[str, tuple[str, Callable[[pd.DataFrame, Mapping[str, Any]], tuple[Figure, str]]]] = {
-    "fig1": ("fig1_training", training_curves),
-    "fig2": ("fig2_test_accuracy", test_accuracy_curves),
-    "fig4": ("fig4_etl", etl_curves),
-}
-
-
 def save(fig: Figure, caption: str, out_dir: str | os.PathLike, stem: str,
          config: Any = None) -> list[Path]:
     """Writes `<stem>.png`, `<stem>.pdf`, `<stem>.rst` and the PNG's provenance; returns paths."""
@@ -220,26 +213,4 @@ def save(fig: Figure, caption: str, out_dir: str | os.PathLike, stem: str,
         tmp.write_text(caption + "\n", encoding="utf-8")
     provenance.write_provenance(paths[0], config, caption=caption)
     log.info("wrote %s.{png,pdf,rst} to %s", stem, out_dir)
-    return paths
-
-
-def write_figures(df: pd.DataFrame, spec: Mapping[str, Any] | None, out_dir: str | os.PathLike,
-                  names: list[str] | None = None) -> list[Path]:
-    """Draws and writes the figures (`names`, default all of `FIGURES`); returns the paths.
-
-    A figure need not be listed in `spec["figures"]`: its rows then default to the matching
-    table's rows (Fig. 2: `tables.fig2.rows`, Fig. 4: the plain rows of `tables.table2.rows`), or
-    to every setting present.
-    """
-    spec = tables.resolve_spec(spec)
-    df = tables.check_frame(df)
-    paths = []
-    for name in names or list(FIGURES):
-        if name not in FIGURES:
-            raise tables.SpecError(f"unknown figure {name!r}; expected one of {list(FIGURES)}")
-        stem, draw = FIGURES[name]
-        fig, caption = draw(df, spec)
-        paths += save(fig, caption, out_dir, stem,
-                      config={"figure": spec["figures"].get(name), "split": spec["split"],
-                              "etl_split": spec["etl_split"], "datasets": spec["datasets"]})
     return paths
