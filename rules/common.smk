@@ -172,12 +172,15 @@ def report_spec(table=None):
     figures, which fall back on the tables' rows) the whole section."""
     if table is None:
         return config["report"]
+    if table == "claims":
+        return {k: v for k, v in config["report"].items() if k not in ("tables", "figures")}
     spec = {k: v for k, v in config["report"].items() if k not in ("tables", "figures")}
     return {**spec, "tables": {table: config["report"]["tables"][table]}}
 
 
 def report_targets():
-    """Every table (CSV, Markdown, LaTeX) and figure (PNG, PDF, caption) of `report:`."""
+    """Every table (CSV, Markdown, LaTeX) and figure (PNG, PDF, caption) of `report:`, and the
+    claims table when `report.claims` is set."""
     tables = [
         f"{REPORT}/tables/{name}.{ext}"
         for name in config["report"]["tables"]
@@ -188,4 +191,5 @@ def report_targets():
         for name in config["report"]["figures"]
         for ext in ("png", "pdf", "rst")
     ]
-    return tables + figures
+    claims = [f"{REPORT}/claims.{ext}" for ext in emcom.report.CLAIMS_FILES]
+    return tables + figures + (claims if config["report"].get("claims") is not None else [])

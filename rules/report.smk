@@ -45,7 +45,7 @@ for _figure in FIGURES.values():
             png=report(
                 f"{REPORT}/figures/{_figure.stem}.png",
                 caption=os.path.abspath(f"{REPORT}/figures/{_figure.stem}.rst"),
-                category="Figures",
+                category="2. Figures",
             ),
             pdf=f"{REPORT}/figures/{_figure.stem}.pdf",
             rst=f"{REPORT}/figures/{_figure.stem}.rst",
@@ -64,3 +64,29 @@ for _figure in FIGURES.values():
             "../envs/emcom.yaml"
         script:
             "../scripts/report_figure.py"
+
+
+# Which of the paper's claims (paper.md §6) this run reproduces, with the statistic deciding each
+# (docs/report.md, "Claims"). Made when the config has `report.claims`.
+rule report_claims:
+    input:
+        stage_outputs(emcom.report.CLAIMS_STAGES),
+    output:
+        csv=report(f"{REPORT}/claims.csv", category="1. Claims", caption="../docs/captions/claims.rst"),
+        md=f"{REPORT}/claims.md",
+        json=f"{REPORT}/claims.json",
+        provenance=f"{REPORT}/claims.csv.provenance.json",
+    params:
+        spec=report_spec("claims"),
+        settings=list(config["experiments"]),
+    log:
+        "logs/report_claims/claims.log",
+    benchmark:
+        "benchmarks/report_claims/claims.tsv"
+    threads: stage_resources("report").get("threads", 1)
+    resources:
+        **job_resources("report"),
+    conda:
+        "../envs/emcom.yaml"
+    script:
+        "../scripts/report_claims.py"

@@ -8,8 +8,10 @@
 `report:` block of the workflow config. What exists is declared in `emcom.report.registry`.
 """
 
-from emcom.report.registry import FIGURES, TABLES, resolve_spec, write_figures, write_tables
+from emcom.report.claims import write_claims
+from emcom.report.registry import (
+    CLAIMS_FILES, CLAIMS_STAGES, FIGURES, TABLES, resolve_spec, write_figures, write_tables)
 from emcom.report.spec import ReportSpec, SpecError
 
-__all__ = ["FIGURES", "TABLES", "ReportSpec", "SpecError", "resolve_spec", "write_figures",
-           "write_tables"]
+__all__ = ["CLAIMS_FILES", "CLAIMS_STAGES", "FIGURES", "TABLES", "ReportSpec", "SpecError",
+           "resolve_spec", "write_claims", "write_figures", "write_tables"]

@@ -171,7 +171,7 @@ def etl_curves(df: pd.DataFrame, spec: ReportSpec) -> tuple[Figure, str]:
     rows = _rows(entry, "report.figures.fig4.rows", fallback, df)
     tasks = dict(entry.get("tasks") or {"Discrimination": "etl_discrimination",
                                         "Classification": "etl_classification"})
-    split = etl_split(df, spec)
+    split = etl_split(df, spec.etl_split)
     values = {m: curves(df, stage="etl", metric=m, split=split) for m in tasks.values()}
     labels = _datasets(pd.concat(values.values()), spec, rows)
     fig, axes = _grid(max(len(labels), 1), len(tasks))

@@ -23,7 +23,7 @@ def population_cells(df: pd.DataFrame, spec: ReportSpec, row: Row, dataset: str,
     vote = row.kind == VOTE
     gen = run_values(select(df, stage="eval", metric="accuracy_vote" if vote else "accuracy",
                             split=split, candidates=cands))
-    series = [gen] + ([robustness_drops(df, spec, cands, split, vote)] if robustness else [])
+    series = [gen] + ([robustness_drops(df, spec.robustness, cands, split, vote)] if robustness else [])
     seeds = None
     if row.kind == BEST:
         best = best_seed(valid, dataset, row.setting)

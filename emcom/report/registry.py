@@ -14,6 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from emcom.report import figures, population_tables, training_tables
+from emcom.report.claims_spec import resolve_claims
 from emcom.report.select import check_frame
 from emcom.report.spec import (
     BEST, MEAN, SHARED_KEYS, VOTE, ReportSpec, SpecError, check_entry, check_shared)
@@ -61,6 +62,12 @@ FIGURES: dict[str, FigureDef] = {f.name: f for f in (
 )}
 
 
+# The claims table (emcom.report.claims) reads every stage: KL from training curves, TopSim from
+# the language stage, ETL, and generalisation from evaluation.
+CLAIMS_STAGES = ("train", "eval", "language", "etl")
+CLAIMS_FILES = ("md", "csv", "json")
+
+
 def resolve_spec(spec: Mapping[str, Any] | ReportSpec | None,
                  settings: Iterable[str] | None = None) -> ReportSpec:
     """The checked `ReportSpec` of a `report:` block; raises SpecError naming the dotted key.
@@ -75,7 +82,7 @@ def resolve_spec(spec: Mapping[str, Any] | ReportSpec | None,
     spec = dict(spec or {})
     if "report" in spec and set(spec) == {"report"}:
         spec = dict(spec["report"] or {})
-    known_keys = SHARED_KEYS + ("tables", "figures")
+    known_keys = SHARED_KEYS + ("tables", "figures", "claims")
     unknown = sorted(set(spec) - set(known_keys))
     if unknown:
         raise SpecError(f"report: unknown key(s) {unknown}; expected {sorted(known_keys)}")
@@ -95,6 +102,8 @@ def resolve_spec(spec: Mapping[str, Any] | ReportSpec | None,
             kinds = d.kinds if group == "tables" else {MEAN}
             required = d.rows_required if group == "tables" else False
             checked[group][name] = check_entry(entry, where, d.keys, kinds, known, required)
+    if spec.get("claims") is not None:
+        checked["claims"] = resolve_claims(spec["claims"], settings)
     return ReportSpec(**{**spec, **checked})
 
 

@@ -154,10 +154,10 @@ def table_rows(spec: ReportSpec, name: str) -> list[Row]:
     return parse_rows(spec.tables[name]["rows"], f"report.tables.{name}.rows", {MEAN, VOTE, BEST})
 
 
-def etl_split(df: pd.DataFrame, spec: ReportSpec) -> str | None:
-    """The split of the ETL rows: the spec's, else the only one present."""
-    if spec.etl_split is not None:
-        return spec.etl_split
+def etl_split(df: pd.DataFrame, wanted: str | None) -> str | None:
+    """The split of the ETL rows: `wanted`, else the only one present."""
+    if wanted is not None:
+        return wanted
     splits = sorted(set(df.loc[df["stage"] == "etl", "split"]))
     if len(splits) > 1:
         raise SpecError(f"ETL rows have several splits {splits}: set report.etl_split")
@@ -178,11 +178,11 @@ def restrict(values: pd.Series, dataset: str, setting: str | None = None) -> pd.
     return values[mask]
 
 
-def robustness_drops(df: pd.DataFrame, spec: ReportSpec, cands: Mapping[str, int],
+def robustness_drops(df: pd.DataFrame, kind: str, cands: Mapping[str, int],
                 split: str, vote: bool) -> pd.Series:
     """Per-run accuracy drop under noise: the eval stage's `robustness_drop[_rel]` rows, or for
     the vote ensemble the same formula applied per speaker to `accuracy_vote[_noisy]`."""
-    relative = spec.robustness == "relative"
+    relative = kind == "relative"
     if not vote:
         metric = "robustness_drop_rel" if relative else "robustness_drop"
         return run_values(select(df, stage="eval", metric=metric, split=split, candidates=cands))

@@ -35,11 +35,12 @@ class ReportSpec:
     datasets: Mapping[str, str] | None = None  # {name: display label}, column order; None = all
     tables: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     figures: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    claims: Mapping[str, Any] | None = None  # emcom.report.claims_spec; None: no claims table
 
     def shared(self) -> dict[str, Any]:
         """The keys every table and figure reads (what their provenance records)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.name not in ("tables", "figures")}
+                if f.name not in ("tables", "figures", "claims")}
 
     def table(self, name: str) -> Mapping[str, Any]:
         return self.tables[name]
@@ -49,7 +50,8 @@ class ReportSpec:
         return self.tables[name].get("main_candidates", self.main_candidates)
 
 
-SHARED_KEYS = tuple(f.name for f in dataclasses.fields(ReportSpec) if f.name not in ("tables", "figures"))
+SHARED_KEYS = tuple(f.name for f in dataclasses.fields(ReportSpec)
+                    if f.name not in ("tables", "figures", "claims"))
 
 
 def check_shared(spec: Mapping[str, Any]) -> None:

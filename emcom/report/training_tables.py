@@ -78,7 +78,7 @@ def table1(df: pd.DataFrame, spec: ReportSpec) -> Table:
     labels = dataset_labels(df, spec, rows)
     cands = main_candidates(df, spec.target("table1"))
     tasks = dict(spec.tables["table1"].get("tasks") or DEFAULT_ETL_TASKS)
-    split = etl_split(df, spec)
+    split = etl_split(df, spec.etl_split)
     gen = generalisation(df, spec, cands)
     etl = {m: run_values(select(df, stage="etl", metric=m, split=split)) for m in tasks.values()}
     columns, data = [], []  # data: (dataset, per-run values, scale, is generalisation)
@@ -111,7 +111,7 @@ def table7(df: pd.DataFrame, spec: ReportSpec) -> Table:
     dataset."""
     settings = table_rows(spec, "table7")
     labels = dataset_labels(df, spec, settings)
-    split = etl_split(df, spec)
+    split = etl_split(df, spec.etl_split)
     metrics = sorted({m for m in df["metric"].unique() if m.startswith("etl_attribute/")})
     values = run_values(select(df, stage="etl", metric=metrics, split=split),
                         RUN + ["metric"])
