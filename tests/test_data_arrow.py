@@ -32,7 +32,7 @@ def test_round_trip_with_attributes_and_landmarks(tmp_path):
     assert s.attribute_names == ["a", "b", "c"] and s.landmark_names == ["x", "y"]
     assert len(s) == 10
     schema = pa.ipc.open_file(str(tmp_path / "train.arrow")).schema
-    assert schema.field("logit").type == pa.list_(pa.float32(), 6)
+    assert schema.field("features").type == pa.list_(pa.float32(), 6)
     assert schema.field("attributes").type == pa.list_(pa.uint8(), 3)
     assert schema.field("landmarks").type == pa.list_(pa.int64(), 2)
     assert json.loads(schema.metadata[b"attribute_names"]) == ["a", "b", "c"]
@@ -98,7 +98,7 @@ def test_errors_name_the_file(tmp_path):
     with pytest.raises(DataError, match="manifest.json: no manifest"):
         read_manifest(tmp_path)
     logits, labels, ids, _, _ = _rows(4)
-    with pytest.raises(DataError, match="column 'logit' has shape"):
+    with pytest.raises(DataError, match="column 'features' has shape"):
         with SplitWriter(tmp_path / "x.arrow", 5) as w:
             w.append(logits, labels, ids)
     assert not (tmp_path / "x.arrow").exists()
@@ -107,7 +107,7 @@ def test_errors_name_the_file(tmp_path):
 
 def test_multi_batch_file_is_refused(tmp_path):
     logits, labels, ids, _, _ = _rows(4)
-    table = pa.table({"logit": pa.FixedSizeListArray.from_arrays(pa.array(logits.ravel()), 6),
+    table = pa.table({"features": pa.FixedSizeListArray.from_arrays(pa.array(logits.ravel()), 6),
                       "label": labels, "image_id": ids})
     with pa.ipc.new_file(str(tmp_path / "train.arrow"), table.schema) as w:
         w.write_table(table, max_chunksize=2)

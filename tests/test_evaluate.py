@@ -5,6 +5,7 @@ end to end on a tiny real checkpoint and a tiny dataset. `tiny_dataset` and `tin
 shared with test_etl.py and test_metrics.py.
 """
 
+import dataclasses
 import json
 
 import jax.numpy as jnp
@@ -70,7 +71,7 @@ def _sign_inputs(n, rng):
     return ((2 * bits - 1) * rng.uniform(1, 2, size=(n, 16))).astype(np.float32)
 
 
-SETTINGS = {"candidates": [4, 16, 64, 1000], "epochs": 3}
+SETTINGS = config.stage_settings("evaluate", {"candidates": [4, 16, 64, 1000], "epochs": 3})
 
 
 def test_pairs_vote_and_noise_on_known_agents():
@@ -101,7 +102,7 @@ def test_evaluation_is_reproducible_and_seeded():
     args = (_signs_speaker(), _signs_listener(), speakers, listeners, x)
     a = evaluate.evaluate_split(*args, SETTINGS)[1]
     b = evaluate.evaluate_split(*args, SETTINGS)[1]
-    c = evaluate.evaluate_split(*args, {**SETTINGS, "seed": 7})[1]
+    c = evaluate.evaluate_split(*args, dataclasses.replace(SETTINGS, seed=7))[1]
     for name in a:
         np.testing.assert_array_equal(a[name], b[name])
     assert not np.array_equal(a["accuracy_noisy"], c["accuracy_noisy"])
@@ -113,7 +114,7 @@ def test_speaker_chunks_do_not_change_results():
     listeners = {"gain": jnp.array([1.0, 0.5])}
     args = (_signs_speaker(), _signs_listener(), speakers, listeners, x)
     whole = evaluate.evaluate_split(*args, SETTINGS)[1]
-    tiny_budget = evaluate.evaluate_split(*args, {**SETTINGS, "memory_budget": 1})[1]
+    tiny_budget = evaluate.evaluate_split(*args, dataclasses.replace(SETTINGS, memory_budget=1))[1]
     for name in whole:
         np.testing.assert_allclose(whole[name], tiny_budget[name])
 

@@ -194,7 +194,7 @@ def raw_split(path, columns):
 
 def good_columns(n=8, d=4):
     logits = np.ones((n, d), np.float32)
-    return {"logit": pa.FixedSizeListArray.from_arrays(pa.array(logits.ravel()), d),
+    return {"features": pa.FixedSizeListArray.from_arrays(pa.array(logits.ravel()), d),
             "label": pa.array(np.zeros(n, np.int64)), "image_id": pa.array(np.arange(n))}
 
 
@@ -231,10 +231,10 @@ def float_labels(folder):
 
 
 def variable_lists(folder):
-    raw_split(folder / "train.arrow", {**good_columns(), "logit": pa.array([[1.0]] * 8,
+    raw_split(folder / "train.arrow", {**good_columns(), "features": pa.array([[1.0]] * 8,
                                                                        pa.list_(pa.float32()))})
     manifest(folder)
-    return "column 'logit' is list"
+    return "column 'features' is list"
 
 
 def null_rows(folder):

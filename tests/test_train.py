@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emcom import checkpoint, train
+from emcom import checkpoint, progress, train
 
 
 def toy_features(n, d=32, seed=0):
@@ -109,15 +109,13 @@ def test_run_stage_writes_checkpoints_and_tidy_table(tmp_path):
     synthetic.write(tmp_path / "data", num_identities=40, images_per_identity=10, feature_dim=16,
                     hidden_dim=32, official_test_identities=4)
     out = tmp_path / "run"
-    train.run(tiny(20), tmp_path / "data", out)
-    for name in ("latest.npz", "best.npz", "train_metrics.parquet", "train_metrics.csv",
-                 "train_metrics.parquet.provenance.json", "latest.npz.provenance.json"):
+    df = train.run(tiny(20), tmp_path / "data", out)
+    for name in ("latest.npz", "best.npz", "latest.npz.provenance.json", "resume.json"):
         assert (out / name).exists(), name
-    df = pd.read_parquet(out / "train_metrics.parquet")
     assert set(df.stage) == {"train"} and {"train", "valid", "test"} <= set(df.split)
     acc = df[(df.metric == "accuracy") & (df.split == "test")]
     assert sorted(acc.candidates.unique()) == [4, 16] and sorted(acc.step.unique()) == [20]
-    assert set(train.TRAIN_METRICS[:5]) <= set(df.metric)
+    assert set(progress.TRAIN_METRICS[:5]) <= set(df.metric)
     assert checkpoint.load(out / "latest.npz").step == 20
 
 
