@@ -323,7 +323,7 @@ class LanguageSettings:
     """`language:`: TopSim and the speakers' edit distance; docs/evaluation.md."""
     split: str = "test"
     max_agents: int = 10
-    max_messages: int | None = None  # None: the whole split (memory grows as N^2)
+    max_messages: int | None = None  # None: the whole split (time grows as N^2)
     seed: int = 42
     batch_size: int = 1024
 

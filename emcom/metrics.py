@@ -6,24 +6,39 @@ Definitions (paper §2.4/§3.2, `docs/evaluation.md`):
   of the cosine distance of each attribute's one-hot code;
 - topographic similarity (TopSim): Spearman correlation of the two over all pairs of examples.
 
-Everything is vectorised in numpy over pairs: a Wagner-Fischer DP whose cells are arrays over a
-block of message pairs, blocks of rows of the condensed (upper-triangle, row-major, as
-`scipy.spatial.distance.pdist`) pair order processed in turn to bound memory.
+Pairs are enumerated in blocks of rows of the upper triangle (`scipy.spatial.distance.pdist`'s
+condensed order): meaning similarities are one matmul per block, message distances one
+`rapidfuzz.process.cdist` (C++ Levenshtein) per block. TopSim never holds all pairs: the message
+distances take only the T + 1 values 0..T, so their ranks come from a histogram, and the meaning
+distances are ranked exactly window by window of their values (`_WINDOW_PAIRS` pairs at once).
+Paired distances (`levenshtein`) are a numpy Wagner-Fischer DP vectorised over the pairs.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, Iterator, Mapping
 
 import numpy as np
+import rapidfuzz.process
+from rapidfuzz.distance import Levenshtein
 
 log = logging.getLogger(__name__)
 
 # Message pairs per DP block: uint8 cell arrays of this length stay in the CPU cache.
 _PAIR_BLOCK = 1 << 15
-# Meaning-matrix rows per block of the cosine distances (bounds the (rows, N) similarity block).
-_ROW_BLOCK_ELEMENTS = 1 << 19
+# Pairs per block of rows (bounds the (rows, N) similarity and edit-distance blocks).
+_ROW_BLOCK_ELEMENTS = 1 << 21
+# TopSim's memory: pairs whose (meaning, message) distance codes are held at once, 8 bytes each.
+# More pairs than this cost one more pass over all pairs per window of this many.
+_WINDOW_PAIRS = 1 << 25
+# Sorted codes turned into rank sums at once: the temporaries stay in the CPU cache.
+_CHUNK = 1 << 16
+# Meaning-distance bins that windows are made of: float64 bits >> 44 (sign, exponent and 8
+# mantissa bits), so equal distances share a bin; distances lie in [0, 2], i.e. bins 0..0x40000.
+_BIN_SHIFT = 44
+_BINS = 0x40001
 
 
 def _check_messages(messages: Any, name: str = "messages", ndim: int = 2) -> np.ndarray:
@@ -83,30 +98,6 @@ def _levenshtein_block(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return prev[u_len].copy()
 
 
-def _pair_blocks(n: int, block: int) -> Iterator[tuple[int, int, int]]:
-    """Consecutive row ranges [r0, r1) of the condensed pair order with about `block` pairs each.
-
-    Yields (r0, r1, offset): row i < n-1 owns pairs (i, j > i), stored from condensed `offset` on.
-    """
-    r0, offset = 0, 0
-    while r0 < n - 1:
-        r1, pairs = r0, 0
-        while r1 < n - 1 and (pairs == 0 or pairs + (n - 1 - r1) <= block):
-            pairs += n - 1 - r1
-            r1 += 1
-        yield r0, r1, offset
-        r0, offset = r1, offset + pairs
-
-
-def _block_indices(n: int, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, cols) of the condensed pairs owned by rows [r0, r1): each (pairs,) int64."""
-    counts = n - 1 - np.arange(r0, r1)
-    rows = np.repeat(np.arange(r0, r1), counts)
-    starts = np.cumsum(counts) - counts
-    cols = np.arange(counts.sum()) - np.repeat(starts, counts) + rows + 1
-    return rows, cols
-
-
 def edit_distances(messages: Any, *, normalise: bool = True) -> np.ndarray:
     """Pairwise Levenshtein distances of all message pairs, in `pdist`'s condensed order.
 
@@ -117,21 +108,45 @@ def edit_distances(messages: Any, *, normalise: bool = True) -> np.ndarray:
       (N*(N-1)/2,) float64 distances (uint8 raw counts when normalise=False).
     """
     messages = _check_messages(messages)
-    raw = _condensed_edit_counts(messages)
+    blocks = _pair_blocks(messages.shape[0], words=_as_strings(messages))
+    raw = np.concatenate([np.empty(0, np.uint8), *(edits for _, edits in blocks)])
     return raw / messages.shape[1] if normalise else raw
 
 
-def _condensed_edit_counts(messages: np.ndarray) -> np.ndarray:
-    """(N, T) -> (N*(N-1)/2,) uint8 raw edit distances."""
-    n = messages.shape[0]
-    # Words only enter through equality tests: a compact dtype makes the gathers cheaper.
+def _as_strings(messages: np.ndarray) -> list[str]:
+    """(N, T) integer words -> N strings of one character per word.
+
+    rapidfuzz reads a string's buffer as it is; a list of ints it converts element by element, for
+    every block again.
+    """
     words = np.unique(messages, return_inverse=True)[1].reshape(messages.shape)
-    words = words.astype(np.uint8 if words.max(initial=0) < 256 else np.int32)
-    out = np.empty(n * (n - 1) // 2, dtype=np.uint8)
-    for r0, r1, offset in _pair_blocks(n, _PAIR_BLOCK):
-        rows, cols = _block_indices(n, r0, r1)
-        out[offset:offset + rows.size] = _levenshtein_block(words[rows], words[cols])
-    return out
+    return ["".join(map(chr, row)) for row in words.tolist()]
+
+
+def _workers() -> int:
+    # The CPUs this process may use (a SLURM job's share), not the whole machine's.
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _pair_blocks(n: int, units: np.ndarray | None = None, words: list[str] | None = None
+                 ) -> Iterator[tuple[np.ndarray | None, np.ndarray | None]]:
+    """The pairs i < j of n examples, block of rows by block of rows, in `pdist`'s condensed order.
+
+    Yields per block (similarities, edit distances) of its pairs: the float32 dot products of the
+    rows of `units` and the uint8 Levenshtein distances of `words` (None for what is not given).
+    """
+    rows = max(1, _ROW_BLOCK_ELEMENTS // max(n, 1))
+    for r0 in range(0, n - 1, rows):
+        r1 = min(r0 + rows, n - 1)
+        upper = np.arange(r0 + 1, n) > np.arange(r0, r1)[:, None]  # (rows, N - r0 - 1): j > i
+        sims = edits = None
+        if units is not None:
+            sims = (units[r0:r1] @ units[r0 + 1:].T)[upper]
+        if words is not None:
+            edits = rapidfuzz.process.cdist(words[r0:r1], words[r0 + 1:],
+                                            scorer=Levenshtein.distance, dtype=np.uint8,
+                                            workers=_workers())[upper]
+        yield sims, edits
 
 
 def one_hot_attributes(codes: Any, names: list[str] | None = None) -> dict[str, np.ndarray]:
@@ -157,28 +172,37 @@ def one_hot_attributes(codes: Any, names: list[str] | None = None) -> dict[str, 
 
 
 def _unit_meanings(meanings: Any, n: int) -> tuple[np.ndarray, int]:
-    """Meanings -> ((N, F) float64 rows whose Gram matrix sums per-attribute cosines, #attributes).
+    """Meanings -> ((N, F) float32 rows whose Gram matrix sums per-attribute cosines, #attributes).
 
     An (N, F) array is one block; a dict holds one (N, F_a) block per attribute. Each block is
-    L2-normalised per row and the blocks are concatenated, so that <x_i, x_j> = sum_a cos_a(i, j).
+    L2-normalised per row in float64 and the blocks are concatenated, so that
+    <x_i, x_j> = sum_a cos_a(i, j). The Gram matrix is taken in float32 (the features are float32;
+    2x faster than float64): distances agree with float64 `pdist` to ~1e-7 and TopSim to ~1e-9
+    (docs/evaluation.md).
     """
     blocks = meanings if isinstance(meanings, Mapping) else {"meaning": meanings}
     if not blocks:
         raise ValueError("meanings dict is empty")
     units = []
     for name, block in blocks.items():
-        block = np.asarray(block, dtype=np.float64)
+        block = np.asarray(block)
         if block.ndim == 1:
             block = block[:, None]
         if block.ndim != 2 or block.shape[0] != n:
             raise ValueError(f"meanings[{name!r}] must have shape ({n}, F), got {block.shape}")
-        if not np.all(np.isfinite(block)):
-            raise ValueError(f"meanings[{name!r}] holds NaN or infinite values")
-        norms = np.linalg.norm(block, axis=1, keepdims=True)
-        if np.any(norms == 0):
-            raise ValueError(f"meanings[{name!r}] has all-zero rows: cosine distance undefined")
-        units.append(block / norms)
-    return np.concatenate(units, axis=1), len(units)
+        unit = np.empty(block.shape, dtype=np.float32)
+        # A few rows at a time, so that no float64 copy of all N rows exists (~1 GB at N = 16k).
+        rows = max(1, _ROW_BLOCK_ELEMENTS // max(block.shape[1], 1))
+        for r0 in range(0, n, rows):
+            part = block[r0:r0 + rows].astype(np.float64)
+            if not np.all(np.isfinite(part)):
+                raise ValueError(f"meanings[{name!r}] holds NaN or infinite values")
+            norms = np.linalg.norm(part, axis=1, keepdims=True)
+            if np.any(norms == 0):
+                raise ValueError(f"meanings[{name!r}] has all-zero rows: cosine distance undefined")
+            unit[r0:r0 + rows] = part / norms
+        units.append(unit)
+    return (np.concatenate(units, axis=1) if len(units) > 1 else units[0]), len(units)
 
 
 def meaning_distances(meanings: Any, n: int | None = None) -> np.ndarray:
@@ -192,20 +216,23 @@ def meaning_distances(meanings: Any, n: int | None = None) -> np.ndarray:
         first = next(iter(meanings.values())) if isinstance(meanings, Mapping) else meanings
         n = np.asarray(first).shape[0]
     units, num_blocks = _unit_meanings(meanings, n)
-    # The Gram matrix in float32 (the features are float32; 2x faster than float64): distances
-    # agree with float64 `pdist` to ~1e-7 and TopSim to ~1e-9 (docs/evaluation.md).
-    units = units.astype(np.float32)
-    out = np.empty(n * (n - 1) // 2, dtype=np.float64)
-    rows_per_block = max(1, _ROW_BLOCK_ELEMENTS // max(n, 1))
-    offset = 0
-    for r0 in range(0, n - 1, rows_per_block):
-        r1 = min(r0 + rows_per_block, n - 1)
-        sims = units[r0:r1] @ units[r0 + 1:].T  # (rows, N - r0 - 1): the upper triangle only
-        for k, i in enumerate(range(r0, r1)):
-            out[offset:offset + n - 1 - i] = sims[k, k:]
-            offset += n - 1 - i
-    # 1 - mean cosine similarity; clip the rounding excess outside [0, 2].
-    return np.clip(1.0 - out / num_blocks, 0.0, 2.0)
+    return np.concatenate([np.empty(0), *(_cosine_distances(sims, num_blocks)
+                                          for sims, _ in _pair_blocks(n, units))])
+
+
+def _cosine_distances(sims: np.ndarray, num_blocks: int) -> np.ndarray:
+    """float32 sums of per-block cosine similarities -> float64 mean cosine distances."""
+    # Clip the rounding excess outside [0, 2].
+    return np.clip(1.0 - sims.astype(np.float64) / num_blocks, 0.0, 2.0)
+
+
+def _flip(bits: np.ndarray) -> np.ndarray:
+    """float32 bits <-> uint32 keys whose unsigned order is the floats' descending order.
+
+    Its own inverse: negative floats keep their bits, non-negative ones have all but the sign
+    bit flipped.
+    """
+    return bits ^ (((bits >> 31) - np.uint32(1)) & np.uint32(0x7FFFFFFF))
 
 
 def topographic_similarity(messages: Any, meanings: Any, *, max_messages: int | None = None,
@@ -246,75 +273,124 @@ def topographic_similarities(messages: Any, meanings: Any) -> np.ndarray:
     n = messages.shape[1]
     if n < 3:
         raise ValueError(f"topographic similarity needs at least 3 messages, got {n}")
-    distances = meaning_distances(meanings, n)
-    order = np.argsort(distances)
-    return np.array([_spearman(_condensed_edit_counts(m), messages.shape[2], distances, order)
-                     for m in messages])
+    units, num_blocks = _unit_meanings(meanings, n)
+    windows = _windows(units, num_blocks)
+    return np.array([_topsim(m, units, num_blocks, windows) for m in messages])
 
 
-def _spearman(counts: np.ndarray, length: int, y: np.ndarray, order: np.ndarray) -> float:
-    """Spearman correlation of integer distances counts (P,) in [0, length] and y (P,).
+def _windows(units: np.ndarray, num_blocks: int) -> list[tuple[int, int, int]]:
+    """(first bin, end bin, pairs) of consecutive meaning-distance bins, ascending, each window
+    of at most `_WINDOW_PAIRS` pairs unless it is a single bin."""
+    n = units.shape[0]
+    size = n * (n - 1) // 2
+    if size <= _WINDOW_PAIRS:
+        return [(0, _BINS, size)]  # no counting pass
+    hist = np.zeros(_BINS, dtype=np.int64)
+    for sims, _ in _pair_blocks(n, units):
+        hist += np.bincount(_bins(_cosine_distances(sims, num_blocks)), minlength=_BINS)
+    windows, lo, count = [], 0, 0
+    for b in np.flatnonzero(hist):
+        if count and count + hist[b] > _WINDOW_PAIRS:
+            windows.append((lo, b, count))
+            lo, count = b, 0
+        count += int(hist[b])
+    return windows + [(lo, _BINS, count)]
 
-    `order` is y's argsort.
+
+def _bins(distances: np.ndarray) -> np.ndarray:
+    return distances.view(np.uint64) >> np.uint64(_BIN_SHIFT)
+
+
+def _topsim(messages: np.ndarray, units: np.ndarray, num_blocks: int,
+            windows: list[tuple[int, int, int]]) -> float:
+    """Spearman correlation of one speaker's edit distances with the meaning distances.
+
+    Pearson of the centred ranks: the T + 1 edit distances' ranks come from their histogram;
+    the meaning ranks from sorting each window's pairs, so that only the sums of the meaning ranks
+    per edit distance are kept.
     """
-    # Ranks of integer distances from their histogram: the average rank of the ties of value d.
-    hist = np.bincount(counts, minlength=length + 1).astype(np.float64)
-    mean_rank_of_value = np.cumsum(hist) - (hist - 1) / 2
-    ranks_x = mean_rank_of_value - (counts.size + 1) / 2  # centred, per distance value
-    sum_xy, sum_yy = _rank_products(y, order, counts, ranks_x)
-    # Pearson of the centred ranks is Spearman.
+    n, length = messages.shape
+    words = _as_strings(messages)
+    centre = (n * (n - 1) // 2 + 1) / 2
+    hist = np.zeros(length + 1)  # pairs per edit distance
+    rank_sums = np.zeros(length + 1)  # their sum of centred meaning ranks
+    sum_yy, below = 0.0, 0
+    for window in windows:  # the codes of one window die before the next one's are made
+        counts, sums, squares = _window_sums(_sorted_codes(units, num_blocks, words, window,
+                                                           len(windows) > 1),
+                                             num_blocks, length, below - centre)
+        hist += counts
+        rank_sums += sums
+        sum_yy += squares
+        below += window[2]
+    ranks_x = np.cumsum(hist) - (hist - 1) / 2 - centre  # mean rank of each edit distance's ties
     denom = np.sqrt(float(np.dot(hist, ranks_x ** 2)) * sum_yy)
     if denom == 0:
         log.warning("topographic similarity undefined: constant distances over %d pairs",
-                    counts.size)
+                    int(hist.sum()))
         return float("nan")
-    return sum_xy / denom
+    return float(np.dot(rank_sums, ranks_x)) / denom
 
 
-def _rank_products(y: np.ndarray, order: np.ndarray, counts: np.ndarray, ranks_x: np.ndarray
-                   ) -> tuple[float, float]:
-    """(sum_p rx_p ry_p, sum_p ry_p^2) with ry the centred average ranks of y (ties: mean rank).
+def _sorted_codes(units: np.ndarray, num_blocks: int, words: list[str],
+                  window: tuple[int, int, int], select: bool) -> np.ndarray:
+    """The window's pairs as sorted uint64 codes, flipped similarity << 8 | edit distance: one
+    sort orders them by meaning distance and keeps their edit distances (~4x faster than an
+    argsort). `select`: keep only the pairs whose meaning distance is in the window's bins."""
+    lo, hi, count = window
+    codes, filled = np.empty(count, dtype=np.uint64), 0
+    for sims, edits in _pair_blocks(units.shape[0], units, words):
+        if select:
+            bins = _bins(_cosine_distances(sims, num_blocks))
+            keep = (bins >= lo) & (bins < hi)
+            sims, edits = sims[keep], edits[keep]
+        block = codes[filled:filled + sims.size]
+        np.left_shift(_flip(sims.view(np.uint32)), 8, out=block, dtype=np.uint64)
+        block |= edits
+        filled += sims.size
+    if filled != count:
+        raise RuntimeError("the meaning distances changed between passes over the pairs")
+    codes.sort()
+    return codes
 
-    Args:
-      y: (P,) meaning distances; order: (P,) its argsort.
-      counts: (P,) uint8 message distances; rx_p = ranks_x[counts[p]] (already centred ranks).
-    Walks y in sorted order chunk by chunk, accumulating per tie group sum(rx) x its mean rank, so
-    that besides y only its argsort (8 bytes per pair) is alive, unlike `scipy.stats.rankdata`
-    (~50 bytes per pair).
+
+def _window_sums(codes: np.ndarray, num_blocks: int, length: int, offset: float
+                 ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Sorted codes (flipped similarity << 8 | edit distance) of one window -> per edit distance
+    (pairs, sum of their centred meaning ranks), and the sum of squared centred meaning ranks.
+
+    Pairs of equal meaning distance share their mean rank, `offset` + the mean of their 1-based
+    positions in `codes`. A tie group may span chunks (never windows): the open group's pairs per
+    edit distance are carried to the next chunk until it closes.
     """
-    size = y.size
-    centre = (size + 1) / 2
-    sum_xy = sum_yy = 0.0
-    # The open tie group: its first sorted position, its value and the sum of its rx so far.
-    open_start, open_value, open_sum = 0, None, 0.0
-
-    def close(start: np.ndarray, stop: np.ndarray, rx_sum: np.ndarray) -> None:
-        nonlocal sum_xy, sum_yy
-        rank = (start + 1 + stop) / 2 - centre  # mean of the 1-based ranks start+1 .. stop
-        sum_xy += float(np.dot(rx_sum, rank))
-        sum_yy += float(np.dot(stop - start, rank * rank))
-
-    chunk = _PAIR_BLOCK * 16
-    for c0 in range(0, size, chunk):
-        index = order[c0:c0 + chunk]
-        values, rx = y[index], ranks_x[counts[index]]
-        new = np.empty(values.size, dtype=bool)
-        new[0] = open_value is None or values[0] != open_value
-        np.not_equal(values[1:], values[:-1], out=new[1:])
-        starts = np.flatnonzero(new)  # (G,) chunk positions where a tie group begins
-        if starts.size == 0:
-            open_sum += float(rx.sum())
-        else:
-            if starts[0] > 0:  # the open group continues into this chunk
-                open_sum += float(rx[:starts[0]].sum())
-            if open_value is not None:
-                close(np.array([open_start]), np.array([c0 + starts[0]]), np.array([open_sum]))
-            group_sums = np.add.reduceat(rx, starts)  # (G,)
-            close(c0 + starts[:-1], c0 + starts[1:], group_sums[:-1])
-            open_start, open_sum = c0 + int(starts[-1]), float(group_sums[-1])
-        open_value = values[-1]
-    close(np.array([open_start]), np.array([size]), np.array([open_sum]))
-    return sum_xy, sum_yy
+    hist, rank_sums, sum_yy = np.zeros(length + 1), np.zeros(length + 1), 0.0
+    open_start, open_counts, last = 0, np.zeros(length + 1), None
+    for c0 in range(0, codes.size, _CHUNK):
+        chunk = codes[c0:c0 + _CHUNK]
+        y = _cosine_distances(_flip((chunk >> np.uint64(8)).astype(np.uint32)).view(np.float32),
+                              num_blocks)
+        edits = (chunk & np.uint64(0xFF)).astype(np.intp)
+        hist += np.bincount(edits, minlength=length + 1)
+        # Ties of the distance, not of the similarity: distinct similarities may round or clip
+        # to the same distance.
+        begins = c0 + 1 + np.flatnonzero(y[1:] != y[:-1])  # where tie groups begin
+        if last is not None and y[0] != last:
+            begins = np.concatenate([[c0], begins])
+        if begins.size:  # groups close: the open one and all begun here but the last
+            starts = np.concatenate([[open_start], begins])
+            rank = offset + (starts[:-1] + starts[1:] + 1) / 2
+            inside = np.diff(np.concatenate([[c0], begins]))  # their pairs in this chunk
+            rank_sums += rank[0] * open_counts + np.bincount(
+                edits[:begins[-1] - c0], weights=np.repeat(rank, inside), minlength=length + 1)
+            sum_yy += float((np.diff(starts) * rank ** 2).sum())
+            open_start, open_counts = int(begins[-1]), 0
+        open_counts = open_counts + np.bincount(edits[max(open_start - c0, 0):],
+                                                minlength=length + 1)
+        last = y[-1]
+    rank = offset + (open_start + codes.size + 1) / 2
+    rank_sums += rank * open_counts
+    sum_yy += (codes.size - open_start) * rank ** 2
+    return hist, rank_sums, sum_yy
 
 
 def speaker_edit_distance(messages: Any) -> float:

@@ -70,6 +70,49 @@ def test_topsim_equals_scipy_spearman():
     assert got > 0.05
 
 
+def test_topsim_tiny_case_by_hand():
+    messages = np.array([[0, 0], [0, 1], [1, 1]])  # pairs (0,1), (0,2), (1,2): edits 1, 2, 1
+    np.testing.assert_array_equal(metrics.edit_distances(messages, normalise=False), [1, 2, 1])
+    # Cosine distances 1, 1 - 1/sqrt(2), 1 - 1/sqrt(2). Centred mean ranks: edits (-1/2, 1, -1/2),
+    # meanings (1, -1/2, -1/2); Pearson (-1/2 - 1/2 + 1/4) / (3/2) = -1/2.
+    meanings = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    assert metrics.topographic_similarity(messages, meanings) == pytest.approx(-0.5, abs=1e-12)
+    assert metrics.topographic_similarity(messages, meanings[[0, 2, 1]]) == pytest.approx(1.0)
+
+
+def _ties_and_duplicates(rng, num):
+    """Messages over 3 words (many tied edit distances), a third of them copies; meanings with
+    repeated rows (zero distances, clipped from rounding) and ties of a few distinct values."""
+    messages = rng.integers(0, 3, size=(num, 5))
+    messages[num // 3:2 * num // 3] = messages[:num // 3]
+    images = rng.normal(size=(num, 6)).astype(np.float32)
+    images[::4] = images[1::4]
+    images[2::7] = images[0]
+    attributes = metrics.one_hot_attributes(rng.integers(0, 2, size=(num, 4)))
+    return messages, images, attributes
+
+
+@pytest.mark.parametrize("blocks", [False, True])
+def test_topsim_equals_editdistance_and_spearmanr_with_ties(monkeypatch, blocks):
+    rng = np.random.default_rng(9)
+    messages, images, attributes = _ties_and_duplicates(rng, 150)
+    if blocks:  # several row blocks, meaning-distance windows and chunks with open tie groups
+        monkeypatch.setattr(metrics, "_ROW_BLOCK_ELEMENTS", 300)
+        monkeypatch.setattr(metrics, "_WINDOW_PAIRS", 1000)
+        monkeypatch.setattr(metrics, "_CHUNK", 50)
+        assert len(metrics._windows(*metrics._unit_meanings(images, 150))) > 5
+        np.testing.assert_array_equal(metrics.edit_distances(messages),
+                                      _reference_distances(messages))
+    for meanings in (images, attributes):
+        want = scipy.stats.spearmanr(_reference_distances(messages),
+                                     metrics.meaning_distances(meanings)).statistic
+        assert metrics.topographic_similarity(messages, meanings) == pytest.approx(want, abs=1e-12)
+    both = metrics.topographic_similarities(np.stack([messages, messages[::-1]]), images)
+    want = scipy.stats.spearmanr(_reference_distances(messages[::-1]),
+                                 metrics.meaning_distances(images)).statistic
+    assert both[1] == pytest.approx(want, abs=1e-12)
+
+
 def test_structured_language_scores_higher_than_shuffled():
     rng = np.random.default_rng(5)
     codes = rng.integers(0, 4, size=(200, 3))  # 3 attributes of 4 values
@@ -128,13 +171,16 @@ def test_speaker_edit_distance():
 
 
 def test_bench_prints_both_timings_as_json(capsys):
-    assert bench_topsim.main(["--messages", "60", "--dim", "8", "--repeats", "1"]) == 0
+    assert bench_topsim.main(["--messages", "60", "--dim", "8", "--repeats", "1",
+                              "--memory-messages", "40"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["pairs"] == 60 * 59 // 2
-    assert result["vectorised_s"] > 0 and result["baseline_s"] > 0
-    ratio = result["baseline_s"] / result["vectorised_s"]
+    assert result["topsim_s"] > 0 and result["baseline_s"] > 0
+    ratio = result["baseline_s"] / result["topsim_s"]
     assert result["speedup"] == pytest.approx(ratio, rel=0.05)
     assert result["abs_diff"] < 1e-6
+    assert result["memory_pairs"] == 40 * 39 // 2 and result["memory_peak_traced_mib"] > 0
+    assert {"other_cpu_s", "load_average_1min_before", "load_average_1min_after"} <= set(result)
 
 
 def test_language_stage_rows(tmp_path):
