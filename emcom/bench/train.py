@@ -4,8 +4,12 @@ For each population of N pairs (N speakers, N listeners, S = N pairs per step) i
 (a) the trainer (`emcom.train.make_update`, many steps per call under `lax.scan`) in the
 population update mode `--update` (default `vectorised`: all S pairs in one vmapped gradient) and (b) the reference implementation's pattern, a Python loop
 that updates one pair per jitted call. It reports steps/s and pair-updates/s of both, their
-ratio, the model FLOPs of one step (XLA cost analysis of the compiled single step) and the
-achieved FLOP/s against this machine's float32 matmul peak, measured in the same run.
+ratio, the FLOPs of one step (`emcom.bench.flops`, an analytic count of its matmuls, with its
+breakdown; XLA's cost analysis counts the body of the scan over message positions once, not T
+times) and the achieved FLOP/s against this machine's float32 matmul peak, the median of repeated
+measurements in the same run (with its spread, and numpy's beside it). Every measurement carries
+the load average before and after it and the CPU time other processes took meanwhile
+(`emcom.bench.load`).
 """
 
 from __future__ import annotations
@@ -19,26 +23,35 @@ import jax.numpy as jnp
 import numpy as np
 
 from emcom import agents, config as config_lib, parallel, population, step as step_lib, train
+from emcom.bench import flops as flops_lib, load
+from emcom.config import TrainConfig
 
 
-def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
-    """Measured float32 FLOP/s of an n x n matmul (best of `repeats`)."""
+def _spread(gflops: list[float]) -> dict:
+    q1, median, q3 = np.percentile(gflops, [25, 50, 75])
+    return {k: round(float(v), 1) for k, v in
+            {"median": median, "min": min(gflops), "max": max(gflops), "q1": q1, "q3": q3}.items()}
+
+
+def matmul_peak(n: int = 2048, repeats: int = 11) -> dict:
+    """GFLOP/s of an n x n float32 matmul, `repeats` timed runs each of jax (jitted) and numpy.
+
+    The median, not the best run: one lucky run is no peak that the step can be held to.
+    """
+    before = load.snapshot()
     a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
     f = jax.jit(lambda x, y: x @ y)
-    f(a, a).block_until_ready()
-    best = np.inf
-    for _ in range(repeats):
-        t = time.perf_counter()
-        f(a, a).block_until_ready()
-        best = min(best, time.perf_counter() - t)
-    return 2 * n ** 3 / best
-
-
-def _flops(compiled) -> float:
-    cost = compiled.cost_analysis()
-    if isinstance(cost, (list, tuple)):
-        cost = cost[0]
-    return float(cost.get("flops", float("nan"))) if cost else float("nan")
+    b = np.asarray(a)
+    out = {"n": n, "repeats": repeats}
+    for name, run in (("jax", lambda: f(a, a).block_until_ready()), ("numpy", lambda: b @ b)):
+        run()  # compile / warm up
+        runs = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            run()
+            runs.append(2 * n ** 3 / (time.perf_counter() - t) / 1e9)
+        out[name] = _spread(runs)
+    return {**out, "load": load.since(before)}
 
 
 def _config(args, pairs: int) -> dict:
@@ -51,14 +64,14 @@ def _config(args, pairs: int) -> dict:
     return config_lib.resolve(c)
 
 
-def bench_vectorised(cfg: dict, data: jax.Array, steps: int, steps_per_call: int):
-    """(seconds per step, FLOPs of one step) of the vectorised trainer."""
+def bench_vectorised(cfg: TrainConfig, data: jax.Array, steps: int, steps_per_call: int) -> float:
+    """Seconds per step of the trainer (`--update` mode)."""
     speaker, listener = agents.make_speaker(cfg), agents.make_listener(cfg)
     d = data.shape[1]
     mesh = parallel.data_mesh()
     state = parallel.replicate(population.init_state(cfg, speaker, listener, d), mesh)
     update = train.make_update(cfg, speaker, listener, d, mesh, on_device=True)
-    schedule = train.BatchSchedule(0, data.shape[0], cfg["training"]["batch_size"])
+    schedule = train.BatchSchedule(0, data.shape[0], cfg.training.batch_size)
     idx = jnp.asarray(schedule.indices(0, steps_per_call))
     state, m = update(state, data, idx)  # compile + warm up
     jax.block_until_ready(m)
@@ -67,23 +80,19 @@ def bench_vectorised(cfg: dict, data: jax.Array, steps: int, steps_per_call: int
     for _ in range(calls):
         state, m = update(state, data, idx)
     jax.block_until_ready((state, m))
-    per_step = (time.perf_counter() - t) / (calls * steps_per_call)
-    step = step_lib.make_step(cfg, speaker, listener, d)
-    x = data[:cfg["training"]["batch_size"]]
-    flops = _flops(jax.jit(step).lower(state, x).compile())
-    return per_step, flops
+    return (time.perf_counter() - t) / (calls * steps_per_call)
 
 
-def bench_loop(cfg: dict, data: jax.Array, steps: int, pairs: int) -> float:
+def bench_loop(cfg: TrainConfig, data: jax.Array, steps: int, pairs: int) -> float:
     """Seconds per step when each of the S pairs is updated by its own jitted call."""
-    one = config_lib.resolve({**cfg, "population": {"num_speakers": 1, "num_listeners": 1,
+    one = config_lib.resolve({**cfg.to_dict(), "population": {"num_speakers": 1, "num_listeners": 1,
                                                      "pairs_per_step": 1}})
     speaker, listener = agents.make_speaker(one), agents.make_listener(one)
     d = data.shape[1]
     step = jax.jit(step_lib.make_step(one, speaker, listener, d), donate_argnums=0)
-    states = [population.init_state(config_lib.resolve({**one, "seed": i}), speaker, listener, d)
+    states = [population.init_state(config_lib.resolve({**one.to_dict(), "seed": i}), speaker, listener, d)
               for i in range(pairs)]
-    b = cfg["training"]["batch_size"]
+    b = cfg.training.batch_size
     schedule = train.BatchSchedule(0, data.shape[0], b)
     rng = np.random.default_rng(0)
     def batch(s):
@@ -127,21 +136,29 @@ def main(argv: list[str]) -> int:
     data = jax.random.normal(jax.random.PRNGKey(0), (args.rows, args.dim), jnp.float32)
     peak = matmul_peak()
     device = jax.devices()[0]
+    peak_gflops = peak["jax"]["median"]
     for n in pairs:
         cfg = _config(args, n)
-        vec, flops = bench_vectorised(cfg, data, args.steps, args.steps_per_call)
+        before = load.snapshot()
+        vec = bench_vectorised(cfg, data, args.steps, args.steps_per_call)
         loop = float("nan") if args.no_loop else bench_loop(cfg, data, args.loop_steps, n)
+        parts = flops_lib.config_flops(cfg, args.dim)
+        gflop = parts.pop("total") / 1e9
         print(json.dumps({
             "benchmark": "train", "device": f"{device.platform}:{device.device_kind}",
             "num_devices": jax.local_device_count(), "pairs": n, "update": args.update,
             "batch_size": args.batch_size,
-            "dim": args.dim, "speaker_hidden": cfg["speaker"]["hidden_size"],
-            "listener_hidden": cfg["listener"]["hidden_size"],
+            "dim": args.dim, "speaker_hidden": cfg.speaker.hidden_size,
+            "listener_hidden": cfg.listener.hidden_size,
+            "proj_dim": cfg.listener.proj_dim,
             "vectorised_s_per_step": vec, "vectorised_steps_per_s": 1 / vec,
             "vectorised_pair_updates_per_s": n / vec,
             "loop_s_per_step": loop, "loop_steps_per_s": 1 / loop,
             "loop_pair_updates_per_s": n / loop, "speedup_vs_loop": loop / vec,
-            "model_flops_per_step": flops, "model_flops_per_s": flops / vec,
-            "matmul_peak_flops_per_s": peak, "fraction_of_matmul_peak": flops / vec / peak,
+            "analytic_gflop_per_step": gflop,
+            "analytic_gflop_breakdown": {k: float(f"{v / 1e9:.4g}") for k, v in parts.items() if v},
+            "vectorised_gflop_per_s": gflop / vec,
+            "fraction_of_median_matmul_peak": gflop / vec / peak_gflops,
+            "matmul_peak_gflop_per_s": peak, "load": load.since(before),
         }), flush=True)
     return 0
