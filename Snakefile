@@ -18,10 +18,16 @@ if not workflow.overwrite_configfiles:
     configfile: os.path.join(workflow.basedir, "config/config.yaml")
 
 
-validate(config, "config/schema/config.schema.yaml")
+# The schema states every default, but Snakemake's set_default would also write the training
+# defaults into every override block (experiments.<s>.train), where they would override the shared
+# `train:` block; rules/common.smk fills the few workflow-level defaults instead.
+validate(config, "config/schema/config.schema.yaml", set_default=False)
 
 
 include: "rules/common.smk"
+
+
+fill_experiment_defaults()
 
 
 check_config()

@@ -3,6 +3,9 @@
 # the JSON schema cannot express run here, when the DAG is built, so that a typo fails at start with
 # the key's name instead of hours later in a job.
 import copy
+from pathlib import Path
+
+import yaml
 
 import emcom.config
 import emcom.data.synthetic
@@ -17,6 +20,18 @@ SPLITS = emcom.names.SPLITS
 REPORT = "results/report"
 TABLES = emcom.report.TABLES
 FIGURES = emcom.report.FIGURES
+
+
+def fill_experiment_defaults():
+    """Sets each experiment's missing `stages`, `transfer` (and the config's `train_per_dataset`) to
+    the schema's defaults, so the rules read them in one way."""
+    schema = yaml.safe_load((Path(workflow.basedir) / "config/schema/config.schema.yaml").read_text())
+    props = schema["properties"]["experiments"]["additionalProperties"]["properties"]
+    defaults = {key: p["default"] for key, p in props.items() if "default" in p}
+    for exp in config["experiments"].values():
+        for key, value in defaults.items():
+            exp.setdefault(key, copy.deepcopy(value))
+    config.setdefault("train_per_dataset", {})
 
 
 def deep_merge(base, override):
