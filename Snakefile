@@ -5,8 +5,14 @@
 #
 # The rules live in rules/*.smk (one per stage); the computation lives in the emcom package.
 import os
+import sys
 
 from snakemake.utils import min_version, validate
+
+try:
+    import emcom
+except ImportError:  # an environment with the dependencies only (envs/emcom.yaml): this checkout's
+    sys.path.append(workflow.basedir)
 
 min_version("9.0")
 

@@ -31,7 +31,8 @@ import optax
 import pandas as pd
 
 from emcom import agents, data, evaluate, game, tidy
-from emcom.config import EtlSettings, TrainConfig, stage_settings
+from emcom.config import TrainConfig
+from emcom.settings import EtlSettings, stage_settings
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 
 from emcom import agents, checkpoint as checkpoint_lib, data, game, tidy
-from emcom.config import EvalSettings, TrainConfig, stage_settings
+from emcom.config import TrainConfig
+from emcom.settings import EvalSettings, stage_settings
 
 log = logging.getLogger(__name__)
 

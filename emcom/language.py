@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from emcom import agents, data, evaluate, tidy
-from emcom.config import LanguageSettings, stage_settings
+from emcom.settings import LanguageSettings, stage_settings
 from emcom.metrics import one_hot_attributes, speaker_edit_distance, topographic_similarities
 
 log = logging.getLogger(__name__)

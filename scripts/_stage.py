@@ -24,7 +24,8 @@ sys.path.append(str(Path(__file__).resolve().parent.parent))
 
 import pandas as pd  # noqa: E402
 
-from emcom import config, tidy  # noqa: E402
+from emcom import tidy  # noqa: E402
+from emcom.settings import stage_settings  # noqa: E402
 
 
 def setup_logging(snakemake: Any) -> logging.Logger:
@@ -59,9 +60,9 @@ def run_checkpoint_stage(snakemake: Any, stage: str, run: Callable[..., pd.DataF
     """Runs a per-checkpoint stage `run(settings, checkpoint, data_dir, **kwargs) -> tidy rows` on
     the rule's `input.checkpoint` and `input.manifest`'s folder, and writes its table."""
     log = setup_logging(snakemake)
-    settings = config.stage_settings(stage, snakemake.params.settings)
+    settings = stage_settings(stage, snakemake.params.settings)
     data_dir = Path(snakemake.input.manifest).parent
-    log.info("%s on %s with %s", snakemake.input.checkpoint, data_dir, settings)
+    log.info("%s on %s with settings %s", snakemake.input.checkpoint, data_dir, settings)
     df = run(settings, snakemake.input.checkpoint, data_dir, **kwargs)
     write_stage_table(snakemake, df, settings, checkpoint=str(snakemake.input.checkpoint))
 

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import time
 from pathlib import Path
 
@@ -33,11 +34,11 @@ def snakemake_env(jax_cache: Path | None = None) -> dict[str, str]:
 
 
 def snakemake(workdir: Path, *args: str, config: Path | None = TINY, check: bool = True,
-              timeout: float = 900, jax_cache: Path | None = None,
-              cwd: Path | None = None) -> subprocess.CompletedProcess:
+              timeout: float = 900, jax_cache: Path | None = None, cwd: Path | None = None,
+              python: str = sys.executable) -> subprocess.CompletedProcess:
     """Runs `python -m snakemake` on the repository's Snakefile in `workdir` with `config` (None:
     the embedded default). Output is captured; a failure shows it."""
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE),
+    cmd = [python, "-m", "snakemake", "--snakefile", str(SNAKEFILE),
            "--directory", str(workdir), *args]
     if config is not None:
         cmd += ["--configfile", str(config)]
@@ -97,10 +98,29 @@ def jax_cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory, jax_cache) -> Path:
-    """A working directory where the tiny config ran end to end (locally)."""
+def python_without_emcom(tmp_path_factory) -> str:
+    """An interpreter that has the dependencies but not emcom, as the conda environment of
+    `--sdm conda` (envs/emcom.yaml): a venv that sees this one's site-packages as plain folders,
+    so that the emcom install there (a .pth file) is not processed."""
+    venv = tmp_path_factory.mktemp("no-emcom") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    paths = {sysconfig.get_paths()[k] for k in ("purelib", "platlib")}
+    Path(site, "dependencies.pth").write_text("".join(f"{p}\n" for p in sorted(paths)))
+    probe = subprocess.run([python, "-c", "import jax, snakemake; import emcom"], cwd=venv,
+                           capture_output=True, text=True)
+    assert "No module named 'emcom'" in probe.stderr, probe.stderr
+    return python
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, jax_cache, python_without_emcom) -> Path:
+    """A working directory where the tiny config ran end to end (locally), with an interpreter
+    where emcom is not installed: every rule must import this checkout's emcom by itself."""
     workdir = tmp_path_factory.mktemp("tiny")
-    snakemake(workdir, "--cores", "2", jax_cache=jax_cache)
+    snakemake(workdir, "--cores", "2", jax_cache=jax_cache, python=python_without_emcom)
     return workdir
 
 
@@ -144,8 +164,9 @@ def check_tiny_outputs(workdir: Path, config_path: Path = TINY) -> None:
         for target in exp.get("transfer", []):
             df = pd.read_parquet(root / f"transfer/{target}.parquet")
             assert set(df["eval_dataset"]) == {target} and set(df["dataset"]) == {dataset}
-        assert "rule train" in (workdir / f"logs/{rel}/train.log").read_text()
-        assert (workdir / f"benchmarks/{rel}/train.tsv").exists()
+        wildcards = f"{dataset}/{setting}/seed{seed}"
+        assert "rule train" in (workdir / f"logs/train/{wildcards}.log").read_text()
+        assert (workdir / f"benchmarks/train/{wildcards}.tsv").exists()
 
     tables = workdir / "results/report/tables"
     for name in config["report"]["tables"]:
@@ -229,7 +250,8 @@ def kill_training_and_finish(workdir: Path, config: Path, kill, *args: str, cwd:
 
 def resumed_step(workdir: Path) -> int:
     """The step the (last) training attempt resumed from, from its log (0: started afresh)."""
-    log = (workdir / f"logs/{RESUME_RUN.removesuffix('/train')}/train.log").read_text()
+    run = RESUME_RUN.removeprefix("results/").removesuffix("/train")
+    log = (workdir / f"logs/train/{run}.log").read_text()
     match = re.search(r"resuming from \S+ at step (\d+)", log)
     return int(match.group(1)) if match else 0
 

@@ -10,6 +10,7 @@ import yaml
 from emcom import config, configdoc, names
 from emcom.data import synthetic
 from emcom.report.spec import ReportSpec
+from emcom.settings import STAGE_SETTINGS
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA = yaml.safe_load((REPO / "config/schema/config.schema.yaml").read_text())
@@ -46,10 +47,10 @@ def test_every_training_key_is_described_with_the_library_default():
             assert props[key]["default"] == value, f"{section}.{key}"
 
 
-@pytest.mark.parametrize("stage", sorted(config.STAGE_SETTINGS))
+@pytest.mark.parametrize("stage", sorted(STAGE_SETTINGS))
 def test_every_stage_setting_is_described_with_the_library_default(stage):
     props = _props("properties", stage)
-    fields = dataclasses.fields(config.STAGE_SETTINGS[stage])
+    fields = dataclasses.fields(STAGE_SETTINGS[stage])
     assert set(props) == {f.name for f in fields}
     for f in fields:
         assert props[f.name]["description"] and props[f.name]["default"] == _plain(f.default), f.name

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from emcom import config, etl
+from emcom.settings import stage_settings
 from test_evaluate import TINY, tiny_checkpoint, tiny_dataset
 
 SETTINGS = {"steps": 60, "eval_every": 30, "steps_per_call": 30, "listeners": 2,
@@ -32,7 +33,7 @@ def test_informative_language_is_learnt_and_constant_one_is_not(task_name):
             "attributes": etl.attributes_task(cfg, 2, 2),
             "discrimination": etl.discrimination_task(cfg, 8)}[task_name]
     curve = etl.train_listeners(cfg, task, _languages(train), train, _languages(test), test,
-                                config.stage_settings("etl", SETTINGS))
+                                stage_settings("etl", SETTINGS))
     assert sorted(curve) == [0, 30, 60]
     loss, accuracy = curve[60]
     assert loss.shape == (2, 2)  # (speakers, listeners)
@@ -53,7 +54,7 @@ def test_training_is_reproducible_and_measures_every_held_out_row():
     rng = np.random.default_rng(1)
     train, test = _toy_split(128, rng), _toy_split(45, rng)  # 45 = 32 + a padded batch of 13
     task = etl.classification_task(cfg, 4)
-    settings = config.stage_settings("etl", {**SETTINGS, "steps": 10, "eval_every": 10})
+    settings = stage_settings("etl", {**SETTINGS, "steps": 10, "eval_every": 10})
     a = etl.train_listeners(cfg, task, _languages(train), train, _languages(test), test, settings)
     b = etl.train_listeners(cfg, task, _languages(train), train, _languages(test), test, settings)
     for step in a:

@@ -14,6 +14,7 @@ import pytest
 
 from emcom import agents, checkpoint, config, evaluate, population, tidy
 from emcom.data import arrow
+from emcom.settings import stage_settings
 
 TINY = {
     "game": {"vocab_size": 5, "message_length": 4, "num_candidates": -1},
@@ -71,7 +72,7 @@ def _sign_inputs(n, rng):
     return ((2 * bits - 1) * rng.uniform(1, 2, size=(n, 16))).astype(np.float32)
 
 
-SETTINGS = config.stage_settings("evaluate", {"candidates": [4, 16, 64, 1000], "epochs": 3})
+SETTINGS = stage_settings("evaluate", {"candidates": [4, 16, 64, 1000], "epochs": 3})
 
 
 def test_pairs_vote_and_noise_on_known_agents():

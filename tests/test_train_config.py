@@ -3,6 +3,7 @@
 import pytest
 
 from emcom import config
+from emcom.settings import stage_settings
 
 
 def test_defaults_are_the_papers():
@@ -31,12 +32,12 @@ def test_a_resolved_config_round_trips_through_its_dict():
 
 
 def test_stage_settings_name_the_key():
-    s = config.stage_settings("etl", {"steps": 5, "tasks": ["classification"]})
+    s = stage_settings("etl", {"steps": 5, "tasks": ["classification"]})
     assert s.steps == 5 and s.tasks == ("classification",) and s.batch_size == 4096
     with pytest.raises(config.ConfigError, match="etl.stepz"):
-        config.stage_settings("etl", {"stepz": 1})
+        stage_settings("etl", {"stepz": 1})
     with pytest.raises(config.ConfigError, match="evaluate.epochs"):
-        config.stage_settings("evaluate", {"epochs": 1.5})
+        stage_settings("evaluate", {"epochs": 1.5})
 
 
 @pytest.mark.parametrize("over, key", [

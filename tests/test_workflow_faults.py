@@ -38,7 +38,7 @@ def working(stage: str, workdir: Path, seen_for: float) -> bool:
     if stage == "train":
         return any(workdir.glob("results/*/*/*/train/latest.npz"))
     if stage in ("evaluate", "language", "etl"):
-        return any("with settings" in p.read_text() for p in workdir.glob(f"logs/**/{stage}.log"))
+        return any("with settings" in p.read_text() for p in workdir.glob(f"logs/{stage}/**/*.log"))
     return seen_for > 0.3
 
 
