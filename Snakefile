@@ -33,7 +33,7 @@ validate(config, "config/schema/config.schema.yaml", set_default=False)
 include: "rules/common.smk"
 
 
-fill_experiment_defaults()
+expand_experiments()
 
 
 check_config()

@@ -9,6 +9,7 @@ import yaml
 
 import emcom.config
 import emcom.data.synthetic
+import emcom.experiments
 import emcom.names
 import emcom.report
 
@@ -22,9 +23,14 @@ TABLES = emcom.report.TABLES
 FIGURES = emcom.report.FIGURES
 
 
-def fill_experiment_defaults():
-    """Sets each experiment's missing `stages`, `transfer` (and the config's `train_per_dataset`) to
-    the schema's defaults, so the rules read them in one way."""
+def expand_experiments():
+    """Replaces every `grid` experiment by its points (emcom.experiments.expand), then sets each
+    experiment's missing `stages`, `transfer` (and the config's `train_per_dataset`) to the
+    schema's defaults, so the rules read them in one way."""
+    try:
+        config["experiments"] = emcom.experiments.expand(config["experiments"])
+    except emcom.config.ConfigError as err:
+        raise ValueError(f"config: {err}") from None
     schema = yaml.safe_load((Path(workflow.basedir) / "config/schema/config.schema.yaml").read_text())
     props = schema["properties"]["experiments"]["additionalProperties"]["properties"]
     defaults = {key: p["default"] for key, p in props.items() if "default" in p}

@@ -18,6 +18,9 @@ import pandas as pd
 import pytest
 import yaml
 
+import emcom.experiments
+import emcom.names
+
 REPO = Path(__file__).resolve().parent.parent
 SNAKEFILE = REPO / "Snakefile"
 CONFIGS = Path(__file__).resolve().parent / "configs"
@@ -82,7 +85,7 @@ def write_config(path: Path, config: dict) -> Path:
 def runs(config: dict) -> list[tuple[str, str, int]]:
     """Every (dataset, setting, seed) of a config, as rules/common.smk expands them."""
     out = []
-    for setting, exp in config["experiments"].items():
+    for setting, exp in emcom.experiments.expand(config["experiments"]).items():
         seeds = exp["seeds"]
         seeds = range(seeds) if isinstance(seeds, int) else seeds
         out += [(d, setting, s) for d in exp["datasets"] for s in seeds]
@@ -138,7 +141,7 @@ def require_slurm() -> None:
 
 # ---------------------------------------------------------------------- checks of a tiny run
 
-STAGES = ("eval", "language", "etl")  # the per-checkpoint stages = their file names
+STAGES = emcom.names.CHECKPOINT_STAGES  # the per-checkpoint stages = their file names
 
 
 def check_tiny_outputs(workdir: Path, config_path: Path = TINY) -> None:

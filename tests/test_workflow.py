@@ -8,18 +8,22 @@ import shutil
 
 import pandas as pd
 import pytest
+
+import emcom.experiments
 from conftest import (REPO, STAGES, TINY, check_tiny_outputs, dry_run, load_config,
                       planned_jobs, runs, snakemake, write_config)
 
 PAPER = REPO / "config" / "paper.yaml"
+CLAIMS = REPO / "config" / "claims.yaml"
 DEFAULT = REPO / "config" / "config.yaml"
 
 
 def expected_jobs(config: dict) -> dict[str, int]:
     """The per-run job counts a config implies (rules/common.smk's expansion)."""
     counts = {"train": 0, "evaluate": 0, "language": 0, "etl": 0, "transfer": 0}
+    experiments = emcom.experiments.expand(config["experiments"])
     for _, setting, _ in runs(config):
-        exp = config["experiments"][setting]
+        exp = experiments[setting]
         stages = exp.get("stages", ["eval", "language", "etl"])
         counts["train"] += 1
         counts["evaluate"] += "eval" in stages
@@ -34,7 +38,7 @@ def test_lint_is_clean(tmp_path):
     assert "Lints for" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("path", [None, PAPER], ids=["config.yaml", "paper.yaml"])
+@pytest.mark.parametrize("path", [None, PAPER, CLAIMS], ids=["config.yaml", "paper.yaml", "claims.yaml"])
 def test_dry_run_of_shipped_configs_plans_every_run(tmp_path, path):
     config = load_config(path or DEFAULT)
     jobs = dry_run(tmp_path, config=path)
@@ -142,13 +146,3 @@ def test_conda_env_pins_the_same_versions_as_requirements():
         assert pins.get(name.lower()) == version, entry
     assert {"jax", "jaxlib", "dm-haiku", "optax", "numpy", "pandas"} <= {
         e.split("==")[0].lower() for e in pip}
-
-
-def test_workflow_knows_every_report_table_and_figure():
-    from emcom.report import FIGURES, TABLES
-    common = (REPO / "rules" / "common.smk").read_text()
-    stems = dict(re.findall(r'"(fig\d)": \("(\w+)", \(', common))
-    assert stems == {name: stem for name, (stem, _) in FIGURES.items()}
-    table_block = common[common.index("TABLE_STAGES = {"):common.index("}", common.index(
-        "TABLE_STAGES = {"))]
-    assert set(re.findall(r'"(\w+)": \(', table_block)) == set(TABLES)
