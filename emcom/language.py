@@ -1,6 +1,7 @@
 """The language stage: topographic similarity of each speaker (image and attribute meaning
 spaces) and the edit distance between the population's speakers, on a checkpoint's greedy (or, under
-`loss.reference_sampling`, sampled) messages. The metrics themselves are `emcom.metrics`."""
+`loss.reference_sampling`, sampled) messages. The metrics themselves are
+`emcom.metrics` (and `emcom.distances` for the attributes' one-hot codes)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import numpy as np
 import pandas as pd
 
 from emcom import agents, data, evaluate, tidy
+from emcom.distances import one_hot_attributes
+from emcom.metrics import speaker_edit_distance, topographic_similarities
 from emcom.settings import LanguageSettings, stage_settings
-from emcom.metrics import one_hot_attributes, speaker_edit_distance, topographic_similarities
 
 log = logging.getLogger(__name__)
 

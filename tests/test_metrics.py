@@ -1,4 +1,5 @@
-"""Language metrics: vectorised edit distances and TopSim against editdistance/scipy references."""
+"""Distances and language metrics (`emcom.distances`, `emcom.metrics`): vectorised edit distances
+and TopSim against editdistance/scipy references."""
 
 import itertools
 import json
@@ -9,7 +10,7 @@ import pytest
 import scipy.spatial.distance
 import scipy.stats
 
-from emcom import language, metrics
+from emcom import distances, language, metrics
 from emcom.bench import topsim as bench_topsim
 
 
@@ -22,7 +23,8 @@ def _reference_distances(messages):
 def test_edit_distances_equal_editdistance_on_random_messages():
     rng = np.random.default_rng(0)
     messages = rng.integers(0, 4, size=(60, 7))  # small vocabulary: many partial matches
-    np.testing.assert_array_equal(metrics.edit_distances(messages), _reference_distances(messages))
+    np.testing.assert_array_equal(distances.edit_distances(messages),
+                                  _reference_distances(messages))
 
 
 def test_edit_distances_are_levenshtein_not_hamming_on_shifted_messages():
@@ -31,7 +33,7 @@ def test_edit_distances_are_levenshtein_not_hamming_on_shifted_messages():
     shifted = np.concatenate([base[:, 1:], rng.integers(0, 20, size=(30, 1))], axis=1)
     inserted = np.concatenate([rng.integers(0, 20, size=(30, 1)), base[:, :-1]], axis=1)
     messages = np.concatenate([base, shifted, inserted])
-    got = metrics.edit_distances(messages, normalise=False).astype(int)
+    got = distances.edit_distances(messages, normalise=False).astype(int)
     want = _reference_distances(messages) * messages.shape[1]
     np.testing.assert_array_equal(got, want)
     hamming = scipy.spatial.distance.pdist(messages, "hamming") * messages.shape[1]
@@ -39,26 +41,31 @@ def test_edit_distances_are_levenshtein_not_hamming_on_shifted_messages():
 
 
 def test_levenshtein_handles_blocks_and_different_lengths(monkeypatch):
-    monkeypatch.setattr(metrics, "_PAIR_BLOCK", 7)  # several blocks, a ragged last one
+    monkeypatch.setattr(distances, "_PAIR_BLOCK", 7)  # several blocks, a ragged last one
+    block, sizes = distances._levenshtein_block, []
+    monkeypatch.setattr(distances, "_levenshtein_block",
+                        lambda x, y: sizes.append(len(x)) or block(x, y))
     rng = np.random.default_rng(2)
     a, b = rng.integers(0, 3, size=(50, 5)), rng.integers(0, 3, size=(50, 8))
     want = [editdistance.eval(x, y) for x, y in zip(a.tolist(), b.tolist())]
-    np.testing.assert_array_equal(metrics.levenshtein(a, b), want)
-    np.testing.assert_array_equal(metrics.edit_distances(a), _reference_distances(a))
+    np.testing.assert_array_equal(distances.levenshtein(a, b), want)
+    assert sizes == [7] * 7 + [1]
+    np.testing.assert_array_equal(distances.edit_distances(a), _reference_distances(a))
 
 
 def test_meaning_distances_match_pdist_cosine_and_attribute_mean(monkeypatch):
-    monkeypatch.setattr(metrics, "_ROW_BLOCK_ELEMENTS", 50)  # several row blocks
+    monkeypatch.setattr(distances, "_ROW_BLOCK_ELEMENTS", 50)  # several row blocks
+    assert len(list(distances.pair_blocks(40))) == 39
     rng = np.random.default_rng(3)
     x = rng.normal(size=(40, 6))
-    np.testing.assert_allclose(metrics.meaning_distances(x),
+    np.testing.assert_allclose(distances.meaning_distances(x),
                                scipy.spatial.distance.pdist(x, "cosine"), atol=1e-6)
     codes = rng.integers(0, 3, size=(40, 4))
-    onehots = metrics.one_hot_attributes(codes, ["a", "b", "c", "d"])
+    onehots = distances.one_hot_attributes(codes, ["a", "b", "c", "d"])
     assert onehots["a"].shape == (40, 3)
     want = np.mean([scipy.spatial.distance.pdist(codes[:, [k]], lambda u, v: float(u[0] != v[0]))
                     for k in range(4)], axis=0)
-    np.testing.assert_allclose(metrics.meaning_distances(onehots), want, atol=1e-7)
+    np.testing.assert_allclose(distances.meaning_distances(onehots), want, atol=1e-7)
 
 
 def test_topsim_equals_scipy_spearman():
@@ -72,7 +79,7 @@ def test_topsim_equals_scipy_spearman():
 
 def test_topsim_tiny_case_by_hand():
     messages = np.array([[0, 0], [0, 1], [1, 1]])  # pairs (0,1), (0,2), (1,2): edits 1, 2, 1
-    np.testing.assert_array_equal(metrics.edit_distances(messages, normalise=False), [1, 2, 1])
+    np.testing.assert_array_equal(distances.edit_distances(messages, normalise=False), [1, 2, 1])
     # Cosine distances 1, 1 - 1/sqrt(2), 1 - 1/sqrt(2). Centred mean ranks: edits (-1/2, 1, -1/2),
     # meanings (1, -1/2, -1/2); Pearson (-1/2 - 1/2 + 1/4) / (3/2) = -1/2.
     meanings = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
@@ -88,7 +95,7 @@ def _ties_and_duplicates(rng, num):
     images = rng.normal(size=(num, 6)).astype(np.float32)
     images[::4] = images[1::4]
     images[2::7] = images[0]
-    attributes = metrics.one_hot_attributes(rng.integers(0, 2, size=(num, 4)))
+    attributes = distances.one_hot_attributes(rng.integers(0, 2, size=(num, 4)))
     return messages, images, attributes
 
 
@@ -97,19 +104,20 @@ def test_topsim_equals_editdistance_and_spearmanr_with_ties(monkeypatch, blocks)
     rng = np.random.default_rng(9)
     messages, images, attributes = _ties_and_duplicates(rng, 150)
     if blocks:  # several row blocks, meaning-distance windows and chunks with open tie groups
-        monkeypatch.setattr(metrics, "_ROW_BLOCK_ELEMENTS", 300)
+        monkeypatch.setattr(distances, "_ROW_BLOCK_ELEMENTS", 300)
+        assert len(list(distances.pair_blocks(150))) == 75
         monkeypatch.setattr(metrics, "_WINDOW_PAIRS", 1000)
         monkeypatch.setattr(metrics, "_CHUNK", 50)
-        assert len(metrics._windows(*metrics._unit_meanings(images, 150))) > 5
-        np.testing.assert_array_equal(metrics.edit_distances(messages),
+        assert len(metrics._windows(*distances.unit_meanings(images, 150))) > 5
+        np.testing.assert_array_equal(distances.edit_distances(messages),
                                       _reference_distances(messages))
     for meanings in (images, attributes):
         want = scipy.stats.spearmanr(_reference_distances(messages),
-                                     metrics.meaning_distances(meanings)).statistic
+                                     distances.meaning_distances(meanings)).statistic
         assert metrics.topographic_similarity(messages, meanings) == pytest.approx(want, abs=1e-12)
     both = metrics.topographic_similarities(np.stack([messages, messages[::-1]]), images)
     want = scipy.stats.spearmanr(_reference_distances(messages[::-1]),
-                                 metrics.meaning_distances(images)).statistic
+                                 distances.meaning_distances(images)).statistic
     assert both[1] == pytest.approx(want, abs=1e-12)
 
 
@@ -118,7 +126,7 @@ def test_structured_language_scores_higher_than_shuffled():
     codes = rng.integers(0, 4, size=(200, 3))  # 3 attributes of 4 values
     messages = codes + 4 * np.arange(3)  # word t names attribute t, each with its own words
     shuffled = messages[rng.permutation(len(messages))]
-    attributes = metrics.one_hot_attributes(codes)
+    attributes = distances.one_hot_attributes(codes)
     structured = metrics.topographic_similarity(messages, attributes)
     assert structured == pytest.approx(1.0)  # both distances count the differing attributes
     assert abs(metrics.topographic_similarity(shuffled, attributes)) < 0.1
@@ -202,7 +210,7 @@ def test_language_stage_rows(tmp_path):
     assert image[1] == pytest.approx(metrics.topographic_similarity(messages[1], split.features))
     attributes = df[(df.metric == "topsim_attributes") & (df.speaker == 0)].value.item()
     assert attributes == pytest.approx(metrics.topographic_similarity(
-        messages[0], metrics.one_hot_attributes(split.attributes)))
+        messages[0], distances.one_hot_attributes(split.attributes)))
     assert df[df.metric == "edit_distance_speakers"].value.item() == pytest.approx(
         metrics.speaker_edit_distance(messages))
     # Subsampling: reproducible with the stage seed.
