@@ -411,3 +411,30 @@ def test_the_documented_spec_resolves_against_the_default_config():
     spec = C.resolve_claims(yaml.safe_load(block), settings=experiments)
     assert set(C.CLAIMS) <= set(spec) and spec["topsim"]["settings"] == ["1pair_c4", "1pair_c16",
                                                                          "1pair"]
+
+
+def test_readme_block_is_rewritten_from_the_claims_table(tmp_path):
+    claims = pd.DataFrame([
+        {"dataset": "d", "claim": "kl", "statement": "KL helps", "verdict": C.HOLDS,
+         "reason": "r", "statistic": "Welch t = 3.1, p = 0.01", "value": 3.1, "p": 0.01,
+         "evidence": "93.9 ± 1.0 vs 26.9 ± 3.8", "paper": "x"},
+        {"dataset": "d", "claim": "reset", "statement": "reset helps 1 pair", "verdict": C.MISSING,
+         "reason": "report.claims.reset is not in the spec", "statistic": "", "value": math.nan,
+         "p": math.nan, "evidence": "", "paper": "y"}], columns=C.COLUMNS)
+    readme = f"# x\n\n{C.BEGIN}\nold text\n{C.END}\n\nrest\n"
+    new = C.update_readme(readme, claims)
+    assert new == (f"# x\n\n{C.BEGIN}\n- **holds**: KL helps. 93.9 ± 1.0 vs 26.9 ± 3.8 [Welch t = "
+                   f"3.1, p = 0.01]\n- **not measured**: reset helps 1 pair. report.claims.reset "
+                   f"is not in the spec\n{C.END}\n\nrest\n")
+    assert C.update_readme(new, claims) == new
+    with pytest.raises(ValueError, match="claims:begin"):
+        C.update_readme("# no block\n", claims)
+    from emcom.report.__main__ import main
+    path, csv = tmp_path / "README.md", tmp_path / "claims.csv"
+    claims.to_csv(csv, index=False)
+    path.write_text(readme)
+    with pytest.raises(SystemExit, match="differs"):
+        main(["readme", str(csv), "--readme", str(path), "--check"])
+    main(["readme", str(csv), "--readme", str(path)])
+    assert path.read_text() == new
+    main(["readme", str(csv), "--readme", str(path), "--check"])

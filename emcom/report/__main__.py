@@ -1,23 +1,51 @@
-"""`python -m emcom.report {tables,figures} IN.parquet... --spec SPEC.yaml --out DIR [--only NAME]`.
+"""`python -m emcom.report {tables,figures} IN.parquet... --spec SPEC.yaml --out DIR [--only NAME]`
+`python -m emcom.report readme CLAIMS.csv [--readme README.md] [--check]`.
 
 Reads and concatenates tidy tables, writes the paper's tables or figures into DIR and prints the
 paths written. SPEC is a YAML/JSON file holding the report spec, either bare or under `report:`
-(so the workflow's `config/config.yaml` itself works).
+(so the workflow's `config/config.yaml` itself works). `readme` rewrites the README's claims block
+(between `<!-- claims:begin -->` and `<!-- claims:end -->`) from a run's claims.csv, or with
+`--check` fails if it differs.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 from emcom.report import write_figures, write_tables
+from emcom.report.claims import update_readme
 from emcom.tidy import read_tables
 
 
+def readme(argv: list[str]) -> list[Path]:
+    parser = argparse.ArgumentParser(prog="python -m emcom.report readme")
+    parser.add_argument("claims", type=Path, help="a run's results/report/claims.csv")
+    parser.add_argument("--readme", type=Path, default=Path("README.md"))
+    parser.add_argument("--check", action="store_true", help="fail if the README differs")
+    args = parser.parse_args(argv)
+    text = args.readme.read_text(encoding="utf-8")
+    new = update_readme(text, pd.read_csv(args.claims, keep_default_na=False,
+                                          na_values={"value": [""], "p": [""]}))
+    if args.check:
+        if new != text:
+            raise SystemExit(f"{args.readme}: the claims block differs from {args.claims}; run "
+                             f"python -m emcom.report readme {args.claims}")
+        return []
+    args.readme.write_text(new, encoding="utf-8")
+    print(args.readme)
+    return [args.readme]
+
+
 def main(argv: list[str] | None = None) -> list[Path]:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["readme"]:
+        return readme(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m emcom.report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["tables", "figures"])

@@ -87,3 +87,26 @@ def write_claims(df: pd.DataFrame, spec: Mapping[str, Any] | None, out_dir: str 
     provenance.write_provenance(csv, {"claims": spec, "alpha": alpha}, verdicts=counts)
     log.info("wrote %d claim verdicts to %s", len(claims), out_dir)
     return [md, csv, js]
+
+
+BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"
+
+
+def summary(claims: pd.DataFrame) -> str:
+    """One bullet per claim: verdict, statement, this run's evidence and the deciding statistic
+    (what README.md's "What the default shows" is made of)."""
+    lines = []
+    for r in claims.itertuples():
+        where = f" ({r.dataset})" if claims["dataset"].nunique() > 1 else ""
+        lines.append(f"- **{r.verdict}**{where}: {r.statement}. {r.evidence or r.reason}"
+                     + (f" [{r.statistic}]" if r.statistic else ""))
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(readme: str, claims: pd.DataFrame) -> str:
+    """`readme` with the text between its claims markers replaced by `summary(claims)`."""
+    if BEGIN not in readme or END not in readme:
+        raise ValueError(f"README has no {BEGIN} ... {END} block")
+    head, rest = readme.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{BEGIN}\n{summary(claims)}{END}{tail}"
