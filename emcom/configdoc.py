@@ -89,9 +89,10 @@ def _rows(node: dict, root: dict, prefix: str) -> Iterator[tuple[str, str, str, 
         extra = child.get("additionalProperties")
         if isinstance(extra, dict) and (extra.get("properties") or extra.get("$ref")):
             yield from _rows({"properties": {"<name>": extra}}, root, f"{dotted}.")
-        for i, branch in enumerate(child.get("oneOf") or []):
+        for branch in (child.get("then"), child.get("else")):  # per-source keys of a dataset
             if isinstance(branch, dict) and branch.get("properties"):
-                yield from _rows(branch, root, f"{dotted}.")
+                yield from _rows({"properties": {k: v for k, v in branch["properties"].items()
+                                                 if v}}, root, f"{dotted}.")
 
 
 def _table(title: str, node: dict, schema: dict, prefix: str) -> list[str]:

@@ -62,7 +62,7 @@ def test_report_and_synthetic_keys_carry_the_library_defaults():
         assert report[f.name]["description"], f.name
         if f.name not in ("tables", "figures"):
             assert report[f.name]["default"] == f.default, f.name
-    params = SCHEMA["properties"]["datasets"]["additionalProperties"]["oneOf"][0]["properties"]
+    params = SCHEMA["properties"]["datasets"]["additionalProperties"]["then"]["properties"]
     params = params["params"]["properties"]
     assert {k: p["default"] for k, p in params.items()} == synthetic._defaults()
     assert all(p["description"] for p in params.values())

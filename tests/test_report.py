@@ -240,6 +240,11 @@ def test_fig3_and_table1_spearman_against_scipy(data, tmp_path):
         assert got["|C| = 16", column][:2] == pytest.approx(
             mean_se([truth.etl["c16", seed, metric].mean() for seed in SEEDS]))
     assert math.isnan(got["Spearman ρ (ETL vs generalisation)", f"{DS}: Generalization"][0])
+    # The paper's reconstruction column is there, n/a, with the reason in a footnote.
+    reconstruction = f"{DS}: ETL Reconstruction ↓"
+    assert all(math.isnan(got[row, reconstruction][0]) for row in ("|C| = 16", "|C| = 64"))
+    md = (tmp_path / "table1.md").read_text()
+    assert "ETL Reconstruction ↓ |" in md and "n/a (no images in the data)" in md
 
 
 def test_table7_table8_and_transfer(data, tmp_path):
@@ -292,7 +297,8 @@ def test_missing_inputs_are_written_as_no_data(data, tmp_path):
         assert pd.read_csv(tmp_path / f"{name}.csv").empty
     # Fig. 3 without language rows: no TopSim column; Table 1 keeps generalisation only.
     assert "No data" in (tmp_path / "fig3.md").read_text()
-    assert set(pd.read_csv(tmp_path / "table1.csv")["column"]) == {f"{DS}: Generalization"}
+    assert set(pd.read_csv(tmp_path / "table1.csv")["column"]) == {
+        f"{DS}: Generalization", f"{DS}: ETL Reconstruction ↓"}
     table6 = (tmp_path / "table6.md").read_text()
     assert "| typo | n/a | n/a |" in table6 and "no rows for setting(s) ['nope']" in table6
     figs = write_figures(only_eval, spec, tmp_path / "figs")
