@@ -266,8 +266,8 @@ def test_split_disagreeing_with_its_manifest_is_refused_before_training_writes(t
 
 
 def test_finiteness_scan_spans_blocks(tmp_path, monkeypatch):
-    from emcom.data import arrow
-    monkeypatch.setattr(arrow, "_SCAN_FLOATS", 12)  # 3 rows of D = 4 per block
+    from emcom.data import splits
+    monkeypatch.setattr(splits, "_SCAN_FLOATS", 12)  # 3 rows of D = 4 per block
     logits = np.ones((10, 4), np.float32)
     logits[7, 0] = np.inf
     write_split(tmp_path / "train.arrow", logits, np.zeros(10), np.arange(10))
