@@ -72,7 +72,7 @@ def test_paper_config_asks_gpus_for_training_and_etl(tmp_path):
 @pytest.mark.parametrize("edit, message", [
     (lambda c: c.update(trian={}), "trian"),
     (lambda c: c["experiments"]["1pair"].update(sedes=2), "sedes"),
-    (lambda c: c["train"]["training"].update(stpes=3), "training.stpes"),
+    (lambda c: c["train"]["training"].update(stpes=3), "('stpes' was unexpected)"),
     (lambda c: c["experiments"]["1pair"].update(datasets=["nope"]), "nope"),
     (lambda c: c["etl"].update(steps="ten"), "ten"),
     (lambda c: c["report"]["tables"]["table2"]["rows"].update(x="no_such_setting"),
