@@ -266,9 +266,12 @@ def test_table7_table8_and_transfer(data, tmp_path):
     row = f"1 pair: {DS} → {OTHER} (|C| = 16)"
     v = 100 * np.array([truth.transfer["pairs1", s].mean() for s in SEEDS])
     src = 100 * np.array([truth.acc["pairs1", s, "test", 64].mean() for s in SEEDS])
-    expected = [src.mean(), src.std(ddof=1), v.mean(), v.std(ddof=1), v.min(), v.max(), 4]
+    low, high = int(np.argmin(v)), int(np.argmax(v))
+    assert low != high
+    expected = [src.mean(), src.std(ddof=1), v.mean(), v.std(ddof=1), v.min(), v.max(), 4,
+                SEEDS[low], SEEDS[high], abs(src[high] - src[low])]
     names = ["source mean", "source std", "transfer mean", "transfer std", "transfer min",
-             "transfer max", "runs"]
+             "transfer max", "runs", "seed of min", "seed of max", "source gap of min/max"]
     assert [got[row, n][0] for n in names] == pytest.approx(expected)
 
 
