@@ -10,6 +10,8 @@
 
 import re as _data_re
 
+import emcom.names as _data_names
+
 _DATA_TFDS = [name for name, ds in config.get("datasets", {}).items() if ds.get("source") == "tfds"]
 _DATA_SYNTHETIC = [
     name for name, ds in config.get("datasets", {}).items() if ds.get("source") == "synthetic"
@@ -46,7 +48,7 @@ if _DATA_SYNTHETIC:
         output:
             manifest="data/{dataset}/manifest.json",
             provenance="data/{dataset}/manifest.json.provenance.json",
-            splits=expand("data/{{dataset}}/{split}.arrow", split=SPLITS),
+            splits=expand("data/{{dataset}}/{split}.arrow", split=_data_names.SPLITS),
         wildcard_constraints:
             dataset="|".join(_data_re.escape(name) for name in _DATA_SYNTHETIC),
         params:

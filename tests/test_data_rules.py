@@ -43,8 +43,8 @@ def test_rules_produce_all_datasets(tmp_path):
     assert read_manifest(tmp_path / "data" / "synthetic")["feature_dim"] == 8
     for dataset, split in [("synthetic", "test_official"), ("celeba", "test"), ("imagenet", "train")]:
         assert np.isfinite(load_split(tmp_path / "data" / dataset, split).features).all()
-    for rule in ["synthetic_synthetic", "download_celeba", "convert_celeba", "download_imagenet",
-                 "convert_imagenet"]:
-        assert (tmp_path / "logs" / "data" / f"{rule}.log").stat().st_size > 0
-        assert (tmp_path / "benchmarks" / "data" / f"{rule}.tsv").is_file()
+    for job in ["synthetic/synthetic", "download/celeba", "convert_celeba/celeba",
+                "download/imagenet", "convert_imagenet/imagenet"]:  # <rule>/<dataset>
+        assert (tmp_path / "logs" / f"{job}.log").stat().st_size > 0
+        assert (tmp_path / "benchmarks" / f"{job}.tsv").is_file()
     assert (tmp_path / "downloads" / "celeba.tar.gz.sha256").read_text().startswith(celeba_sha)

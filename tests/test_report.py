@@ -320,7 +320,7 @@ def test_unnamed_eval_dataset_means_the_training_dataset(data, tmp_path):
     got = cells(tmp_path / "table2.csv")
     assert got["1 pair", f"{DS} Gen. ↑"][:2] == pytest.approx(
         mean_se([truth.acc["pairs1", s, "test", 64].mean() for s in SEEDS]))
-    assert len(pd.read_csv(tmp_path / "transfer.csv")) == 7  # still one transfer row
+    assert len(pd.read_csv(tmp_path / "transfer.csv")) == 10  # still one transfer row (10 columns)
 
 
 def test_spec_errors_name_the_key():
