@@ -42,9 +42,6 @@ class ReportSpec:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if f.name not in ("tables", "figures", "claims")}
 
-    def table(self, name: str) -> Mapping[str, Any]:
-        return self.tables[name]
-
     def target(self, name: str) -> int:
         """A table's evaluation |C| (its own `main_candidates`, else the spec's)."""
         return self.tables[name].get("main_candidates", self.main_candidates)
