@@ -206,17 +206,19 @@ def _merge(into: dict, new: dict, schema: dict, prefix: str) -> None:
                 raise ConfigError(f"config key {dotted!r} must be a mapping, got {value!r}")
             _merge(into[key], value, default, prefix=f"{dotted}.")
         else:
-            into[key] = _coerce(dotted, value, default)
+            into[key] = coerce(dotted, value, default, nullable=dotted in _NULLABLE)
 
 
-def _coerce(key: str, value: Any, default: Any) -> Any:
-    """Checks `value` against the type of the default; ints are accepted where floats are."""
+def coerce(key: str, value: Any, default: Any, nullable: bool = False) -> Any:
+    """`value` checked against the type of `default` (ints are accepted where floats are; a list
+    or tuple default takes a list of its elements' type); errors name `key`. A nullable key takes
+    null, or an integer when set."""
     if value is None:
-        if key in _NULLABLE:
+        if nullable:
             return None
         raise ConfigError(f"config key {key!r} must not be null")
-    if key in _NULLABLE:
-        default = 0  # nullable keys are ints when set
+    if nullable and default is None:
+        default = 0
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ConfigError(f"config key {key!r} must be true/false, got {value!r}")
@@ -233,11 +235,13 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"config key {key!r} must be a string, got {value!r}")
         return value
-    if isinstance(default, list):
+    if isinstance(default, (list, tuple)):
+        item = str if default and isinstance(default[0], str) else int
         if not isinstance(value, (list, tuple)) or not all(
-                isinstance(v, int) and not isinstance(v, bool) for v in value):
-            raise ConfigError(f"config key {key!r} must be a list of integers, got {value!r}")
-        return list(value)
+                isinstance(v, item) and not isinstance(v, bool) for v in value):
+            kind = "strings" if item is str else "integers"
+            raise ConfigError(f"config key {key!r} must be a list of {kind}, got {value!r}")
+        return type(default)(value)
     raise ConfigError(f"config key {key!r} has an unsupported default {default!r}")
 
 

@@ -3,14 +3,10 @@
 Protocol (paper §2.4, App. A.4, `docs/evaluation.md`): the first min(N, max_speakers) speakers of a
 checkpoint speak greedily (their language is then a fixed function of the input; under the
 checkpoint's `loss.reference_sampling` each row's message is sampled once); for each of
-them `listeners` newly initialised listeners learn one task for `steps` steps with Adam
-(learning_rate), and are measured every `eval_every` steps on the held-out split (`measure_on:
-test`) or on a fresh training batch (`measure_on: train`, what the reference code reports):
-- discrimination: the game's listener (same architecture), InfoNCE over |C| candidates of the
-  batch, accuracy at |C|;
-- classification: the listener's message encoder + a linear softmax head over the labels;
-- attributes: the same encoder + one softmax per attribute; accuracy averaged over attributes.
-Reconstruction needs the images, which none of the prepared datasets carries: not applicable.
+them `listeners` newly initialised listeners learn one task (`emcom.etl_tasks`) for `steps` steps
+with Adam (learning_rate), and are measured every `eval_every` steps on the held-out split
+(`measure_on: test`) or on a fresh training batch (`measure_on: train`, what the reference code
+reports). Reconstruction needs the images, which none of the prepared datasets carries: not applicable.
 
 All S x L listeners of a task train together: one jitted call runs `steps_per_call` steps under
 `lax.scan`, each step `vmap`ped over speakers and listeners (they all see the same batch rows,
@@ -22,7 +18,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -30,62 +26,15 @@ import numpy as np
 import optax
 import pandas as pd
 
-from emcom import agents, data, evaluate, game, tidy
+from emcom import agents, data, evaluate, tidy
 from emcom.config import TrainConfig
+from emcom.etl_tasks import (TASKS, Task, attributes_task, classification_task,
+                             discrimination_task)
 from emcom.settings import EtlSettings, stage_settings
 
 log = logging.getLogger(__name__)
 
-TASKS = ("discrimination", "classification", "attributes")
 MEASURE_ON = ("test", "train")
-
-
-class Task(NamedTuple):
-    """One ETL task: fresh parameters and a loss with per-example successes."""
-    name: str
-    init: Callable  # (rng, message (B, T), x (B, D)) -> params
-    # (params, message (B, T), batch {x (B, D), label (B,), attributes (B, A)}, rng)
-    #   -> (per-example loss (B,), successes (B,) or (B, A) float32)
-    loss: Callable
-    candidates: int  # |C| of discrimination, -1 otherwise
-
-
-def discrimination_task(cfg: TrainConfig, candidates: int) -> Task:
-    """The game's listener architecture trained with InfoNCE over |C| batch candidates."""
-    listener = agents.make_listener(cfg)
-
-    def loss(params, message, batch, rng):
-        scores = listener.scores(params, message, batch["x"])  # (B, B)
-        logits, labels = game.candidate_logits(scores, candidates, rng)
-        nll = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-        return nll, game.success(logits, labels)
-
-    return Task("discrimination", lambda rng, m, x: listener.init(rng, m, x), loss, candidates)
-
-
-def classification_task(cfg: TrainConfig, num_classes: int) -> Task:
-    """Message encoder + softmax over `num_classes` labels."""
-    clf = agents.make_classifier(cfg, num_classes)
-
-    def loss(params, message, batch, rng):
-        logits = clf.apply(params, message)  # (B, K)
-        nll = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"])
-        return nll, (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32)
-
-    return Task("classification", lambda rng, m, x: clf.init(rng, m), loss, -1)
-
-
-def attributes_task(cfg: TrainConfig, num_attributes: int, num_values: int) -> Task:
-    """Message encoder + one softmax over `num_values` per attribute (A x K outputs)."""
-    clf = agents.make_classifier(cfg, num_attributes * num_values)
-
-    def loss(params, message, batch, rng):
-        logits = clf.apply(params, message).reshape(-1, num_attributes, num_values)  # (B, A, K)
-        target = batch["attributes"].astype(jnp.int32)  # (B, A)
-        nll = optax.softmax_cross_entropy_with_integer_labels(logits, target).mean(-1)
-        return nll, (jnp.argmax(logits, -1) == target).astype(jnp.float32)
-
-    return Task("attributes", lambda rng, m, x: clf.init(rng, m), loss, -1)
 
 
 def _grid(fn: Callable, in_axes: tuple) -> Callable:

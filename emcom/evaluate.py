@@ -72,9 +72,8 @@ def speaker_messages(speaker: agents.Speaker, speakers: Any, x: np.ndarray,
 
     @jax.jit
     def fn(params, xb, key):
-        keys = None if rng is None else jax.random.split(key, s)
-        return jax.vmap(lambda p, k: game.messages(speaker, p, xb, k),
-                        in_axes=(0, None if keys is None else 0))(params, keys)
+        return game.population_messages(speaker, params, xb,
+                                        None if rng is None else jax.random.split(key, s))
 
     chunks = []
     for i, start in enumerate(range(0, len(x), batch_size)):
@@ -94,17 +93,6 @@ def capped_candidates(candidates: list[int], size: int) -> list[int]:
     if size < 2:
         raise ValueError(f"a split of {size} examples cannot make candidate sets")
     return sorted({min(int(c), size) for c in candidates})
-
-
-def distractor_indices(rng: jax.Array, batch: int, num_candidates: int) -> jax.Array:
-    """(B, C) candidate rows: column 0 the target, then C - 1 uniform distinct distractors.
-
-    Same construction as `emcom.game.candidate_logits`, drawn once per batch for all pairs.
-    """
-    u = jax.random.uniform(rng, (batch, batch))
-    u = jnp.where(jnp.eye(batch, dtype=bool), jnp.inf, u)  # the target is not its own distractor
-    _, distractors = jax.lax.top_k(-u, num_candidates - 1)
-    return jnp.concatenate([jnp.arange(batch)[:, None], distractors], axis=1)
 
 
 def add_noise(rng: jax.Array, x: jax.Array, coeff: float) -> jax.Array:
@@ -132,33 +120,25 @@ def play_batch(speaker: agents.Speaker, listener: agents.Listener, speakers: Any
     """
     b = x.shape[0]
     k_cand, k_speaker, k_candidates = jax.random.split(rng, 3)
-    index = [None if c == b else distractor_indices(k, b, c)
+    index = [game.candidate_index(k, b, c)
              for c, k in zip(candidates, jax.random.split(k_cand, len(candidates)))]
-    labels = [jnp.arange(b) if i is None else jnp.zeros((b,), jnp.int32) for i in index]
-
     word_keys = (jax.random.split(jax.random.fold_in(rng, 1), num_agents(speakers))
                  if sample_words else None)
 
+    def per_pair(scores: jax.Array) -> list[tuple[jax.Array, jax.Array]]:
+        return [game.gather_candidates(scores, i) for i in index]  # K x ((B, C), (B,))
+
+    def per_speaker(games: list[tuple[jax.Array, jax.Array]]) -> tuple[jax.Array, jax.Array]:
+        # games: K x ((Pl, B, C), (Pl, B)); every listener has the same labels.
+        pair = jnp.stack([jax.vmap(game.success)(lg, lb).sum(-1) for lg, lb in games])  # (K, Pl)
+        vote = jnp.stack([game.success(jax.nn.softmax(lg, axis=-1).mean(0), lb[0]).sum()
+                          for lg, lb in games])  # (K,)
+        return pair, vote
+
     def counts(x_speaker: jax.Array, x_candidates: jax.Array) -> tuple[jax.Array, jax.Array]:
-        msgs = jax.vmap(lambda p, k: game.messages(speaker, p, x_speaker, k),
-                        (0, None if word_keys is None else 0))(speakers, word_keys)  # (Ps, B, T)
-        targets = jax.vmap(listener.encode_candidates, (0, None))(listeners, x_candidates)
-
-        def one_speaker(message: jax.Array) -> tuple[jax.Array, jax.Array]:
-            def one_listener(params: Any, t: jax.Array) -> list[jax.Array]:
-                scores = agents.cosine_scores(listener.encode_message(params, message), t,
-                                              listener.temperature)  # (B, B)
-                return [scores if i is None else jnp.take_along_axis(scores, i, axis=1)
-                        for i in index]  # K x (B, C)
-
-            features = jax.vmap(one_listener)(listeners, targets)  # K x (Pl, B, C)
-            pair = jnp.stack([jax.vmap(game.success, (0, None))(lg, lb).sum(-1)
-                              for lg, lb in zip(features, labels)])  # (K, Pl)
-            vote = jnp.stack([game.success(jax.nn.softmax(lg, axis=-1).mean(0), lb).sum()
-                              for lg, lb in zip(features, labels)])  # (K,)
-            return pair, vote
-
-        pair, vote = jax.lax.map(one_speaker, msgs, batch_size=speaker_chunk)  # (Ps, K, Pl)
+        msgs = game.population_messages(speaker, speakers, x_speaker, word_keys)  # (Ps, B, T)
+        pair, vote = game.play_pairs(listener, listeners, msgs, x_candidates, per_pair,
+                                     per_speaker, speaker_chunk)  # (Ps, K, Pl), (Ps, K)
         return jnp.moveaxis(pair, 0, 1), vote.T
 
     pair, vote = counts(x, x)

@@ -1,14 +1,15 @@
-"""The discrimination game: candidate sets, success, and greedy play of a population.
+"""The discrimination game: candidate sets, InfoNCE, success, and play of a population.
 
-Shapes: B batch, C candidates (target included), P agents evaluated, T message length.
+Shapes: B batch, C candidates (target included), Ps/Pl speakers/listeners played, T message length.
 Candidates (paper §2.1): for |C| = B the whole batch; for |C| < B each target gets |C| - 1
 distractors drawn uniformly without replacement from the rest of the batch. The B x B score
-matrix is computed once (a matmul) and the candidates' scores are gathered from it.
+matrix is computed once (a matmul) and the candidates' scores are gathered from it. Training,
+the periodic evaluation, the evaluation stage and ETL all build on the functions here.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -16,33 +17,55 @@ import jax.numpy as jnp
 from emcom.agents import Listener, Speaker, cosine_scores
 
 
+def distractor_indices(rng: jax.Array, batch: int, num_candidates: int) -> jax.Array:
+    """(B, C) candidate rows: column 0 the target, then C - 1 uniform distinct distractors."""
+    # The C - 1 smallest of B - 1 i.i.d. uniforms (self excluded) are a uniform subset.
+    u = jax.random.uniform(rng, (batch, batch))
+    u = jnp.where(jnp.eye(batch, dtype=bool), jnp.inf, u)
+    _, distractors = jax.lax.top_k(-u, num_candidates - 1)
+    return jnp.concatenate([jnp.arange(batch)[:, None], distractors], axis=1)
+
+
+def candidate_index(rng: jax.Array | None, batch: int, num_candidates: int) -> jax.Array | None:
+    """The candidate rows of `distractor_indices`, or None for the whole batch (|C| = B)."""
+    if not 2 <= num_candidates <= batch:
+        raise ValueError(f"num_candidates must be in [2, B={batch}], got {num_candidates}")
+    return None if num_candidates == batch else distractor_indices(rng, batch, num_candidates)
+
+
+def gather_candidates(scores: jax.Array, index: jax.Array | None) -> tuple[jax.Array, jax.Array]:
+    """(logits (B, C), labels (B,) int32) of each target's candidate set.
+
+    scores (B, B): row i = message of target i, column j = candidate j; index from
+    `candidate_index`. The labels are the diagonal for the whole batch, else 0 (column 0).
+    """
+    b = scores.shape[0]
+    if index is None:
+        return scores, jnp.arange(b, dtype=jnp.int32)
+    return jnp.take_along_axis(scores, index, axis=1), jnp.zeros((b,), jnp.int32)
+
+
 def candidate_logits(scores: jax.Array, num_candidates: int,
                      rng: jax.Array | None) -> tuple[jax.Array, jax.Array]:
-    """Scores of each target's candidate set.
-
-    Args:
-      scores: (B, B) listener scores, row i = message of target i, column j = candidate j.
-      num_candidates: |C| in [2, B]; B means the whole batch (rng unused).
-      rng: key for drawing the distractors when |C| < B.
-
-    Returns:
-      logits (B, C) and labels (B,) int32, the target's column: the diagonal for |C| = B, else 0
-      (column 0 holds the target, columns 1.. its distractors).
-    """
+    """`gather_candidates` of a fresh draw of |C| candidates (rng unused for |C| = B)."""
     b = scores.shape[0]
     if scores.shape != (b, b):
         raise ValueError(f"candidate_logits: scores must be square (B, B), got {scores.shape}")
-    if not 2 <= num_candidates <= b:
-        raise ValueError(f"candidate_logits: num_candidates must be in [2, B={b}], "
-                         f"got {num_candidates}")
-    if num_candidates == b:
-        return scores, jnp.arange(b, dtype=jnp.int32)
-    # The C - 1 smallest of B - 1 i.i.d. uniforms (self excluded) are a uniform subset.
-    u = jax.random.uniform(rng, (b, b))
-    u = jnp.where(jnp.eye(b, dtype=bool), jnp.inf, u)
-    _, distractors = jax.lax.top_k(-u, num_candidates - 1)          # (B, C - 1)
-    idx = jnp.concatenate([jnp.arange(b)[:, None], distractors], 1)  # (B, C)
-    return jnp.take_along_axis(scores, idx, axis=1), jnp.zeros((b,), jnp.int32)
+    return gather_candidates(scores, candidate_index(rng, b, num_candidates))
+
+
+def target_log_prob(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """log softmax(logits)[label] per target: logits (B, C), labels (B,) -> (B,).
+
+    The InfoNCE loss is its negated mean; the `log_prob` reward is it, without gradient.
+    """
+    log_p = jax.nn.log_softmax(logits, axis=1)
+    return jnp.take_along_axis(log_p, labels[:, None], axis=1)[:, 0]
+
+
+def info_nce(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Listener loss -mean_B log softmax(logits)[label]; logits (B, C), labels (B,) -> ()."""
+    return -jnp.mean(target_log_prob(logits, labels))
 
 
 def success(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -72,14 +95,48 @@ def messages(speaker: Speaker, params, x: jax.Array, rng: jax.Array | None = Non
     return speaker.sample(params, rng, x)[0]
 
 
+def population_messages(speaker: Speaker, speakers, x: jax.Array,
+                        keys: jax.Array | None = None) -> jax.Array:
+    """(Ps, B, T) evaluation messages of stacked speakers: greedy, or sampled with one key each
+    (keys (Ps, 2))."""
+    return jax.vmap(lambda p, k: messages(speaker, p, x, k),
+                    (0, None if keys is None else 0))(speakers, keys)
+
+
+def play_pairs(listener: Listener, listeners, msgs: jax.Array, x: jax.Array,
+               per_pair: Callable[[jax.Array], Any],
+               per_speaker: Callable[[Any], Any] = lambda out: out,
+               speaker_chunk: int | None = None) -> Any:
+    """Every (speaker, listener) pair's scores on one batch, reduced as the caller needs.
+
+    Args:
+      listeners: listener params stacked on a leading axis of size Pl.
+      msgs: (Ps, B, T) the speakers' messages about x's rows.
+      x: (B, D) the candidates (the whole batch is the candidate pool).
+      per_pair: scores (B, B) of one pair -> a pytree (vmapped over listeners).
+      per_speaker: the Pl-stacked pytree of one speaker -> its result (e.g. a vote).
+      speaker_chunk: speakers vmapped together; memory stays at chunk x Pl x B x B scores.
+    Returns:
+      per_speaker's results stacked on a leading Ps axis.
+    """
+    targets = jax.vmap(listener.encode_candidates, (0, None))(listeners, x)  # (Pl, B, F)
+
+    def one_speaker(message):
+        def one_listener(lp, t):
+            return per_pair(cosine_scores(listener.encode_message(lp, message), t,
+                                          listener.temperature))
+        return per_speaker(jax.vmap(one_listener)(listeners, targets))
+
+    return jax.lax.map(one_speaker, msgs, batch_size=speaker_chunk)
+
+
 def population_play(speaker: Speaker, listener: Listener, speakers, listeners, x: jax.Array,
                     candidates: Sequence[int], rng: jax.Array,
                     sample_words: bool = False) -> tuple[jax.Array, jax.Array]:
-    """Plays every (speaker, listener) pair of a population on one batch.
+    """Plays every (speaker, listener) pair of a population on one batch (training's evaluation).
 
     Args:
-      speakers: speaker params stacked on a leading axis of size Ps (e.g. the first P = min(N, 10)).
-      listeners: listener params stacked on a leading axis of size Pl.
+      speakers, listeners: params stacked on leading axes of sizes Ps, Pl.
       x: (B, D) batch; the whole batch is the candidate pool.
       candidates: the |C| values to measure (each in [2, B]).
       rng: key for the distractor draws (shared by all pairs, so that pairs face the same games)
@@ -92,23 +149,13 @@ def population_play(speaker: Speaker, listener: Listener, speakers, listeners, x
     """
     word_key, cand_key = jax.random.split(rng)
     ns = jax.tree_util.tree_leaves(speakers)[0].shape[0]
-    speaker_keys = jax.random.split(word_key, ns)
-    msgs = jax.vmap(lambda p, k: messages(speaker, p, x, k if sample_words else None))(
-        speakers, speaker_keys)                                              # (Ps, B, T)
-    targets = jax.vmap(listener.encode_candidates, (0, None))(listeners, x)  # (Pl, B, F)
+    keys = jax.random.split(word_key, ns) if sample_words else None
+    msgs = population_messages(speaker, speakers, x, keys)
     cand_keys = jax.random.split(cand_key, len(candidates))
 
-    def one_speaker(message):
-        def one_listener(lp, t):
-            scores = cosine_scores(listener.encode_message(lp, message), t,
-                                   listener.temperature)  # (B, B)
-            acc = jnp.stack([accuracy_at(scores, c, k).mean()
-                             for c, k in zip(candidates, cand_keys)])
-            loss = -jnp.mean(jnp.diagonal(jax.nn.log_softmax(scores, axis=1)))
-            return acc, loss
-        return jax.vmap(one_listener)(listeners, targets)
+    def per_pair(scores):
+        acc = jnp.stack([accuracy_at(scores, c, k).mean() for c, k in zip(candidates, cand_keys)])
+        return acc, info_nce(*candidate_logits(scores, scores.shape[0], None))
 
-    # lax.map over speakers keeps memory at Pl x B x B instead of Ps x Pl x B x B.
-    acc, loss = jax.lax.map(one_speaker, msgs)  # (Ps, Pl, K), (Ps, Pl)
+    acc, loss = play_pairs(listener, listeners, msgs, x, per_pair)  # (Ps, Pl, K), (Ps, Pl)
     return jnp.moveaxis(acc, 2, 0), loss
-

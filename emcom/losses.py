@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from emcom.agents import Listener, Rollout, Speaker, cosine_scores
 from emcom.config import TrainConfig
-from emcom.game import candidate_logits, success
+from emcom.game import candidate_logits, info_nce, success, target_log_prob
 
 TIME_REDUCTIONS = ("mean", "sum")
 
@@ -82,12 +82,6 @@ def speaker_loss(rollout: Rollout, target_logits: jax.Array, reward: jax.Array, 
                        entropy=-neg_entropy.mean(), kl=kl.mean())
 
 
-def info_nce(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    """Listener loss -mean_B log softmax(logits)[label]; logits (B, C), labels (B,) -> ()."""
-    log_p = jax.nn.log_softmax(logits, axis=1)
-    return -jnp.mean(jnp.take_along_axis(log_p, labels[:, None], axis=1))
-
-
 def imitation_loss(student_logits: jax.Array, teacher_message: jax.Array,
                    time_reduction: str = "mean") -> jax.Array:
     """Student cross-entropy to the teacher's words: -mean_B red_T log pi_S(w_t^teacher).
@@ -133,11 +127,8 @@ def make_pair_loss(cfg: TrainConfig, speaker: Speaker, listener: Listener,
         logits, labels = candidate_logits(scores, num_candidates, cand_key)
         l_loss = info_nce(logits, labels)
         hit = success(jax.lax.stop_gradient(logits), labels)
-        if lc.reward == "success":
-            reward = hit
-        else:
-            log_p = jax.nn.log_softmax(jax.lax.stop_gradient(logits), axis=1)
-            reward = jnp.take_along_axis(log_p, labels[:, None], axis=1)[:, 0]
+        reward = (hit if lc.reward == "success"
+                  else target_log_prob(jax.lax.stop_gradient(logits), labels))
         s = speaker_loss(rollout, target_logits, reward, kind=lc.speaker,
                          entropy_coef=lc.entropy_coef, kl_coef=lc.kl_coef,
                          time_reduction=lc.time_reduction)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from emcom.config import ConfigError
+from emcom.config import ConfigError, coerce
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,21 +67,6 @@ def stage_settings(stage: str, overrides: Any = None):
     if unknown:
         raise ConfigError(f"unknown {stage} setting(s) {[f'{stage}.{k}' for k in unknown]}; "
                           f"known: {sorted(fields)}")
-    values = {}
-    for key, value in overrides.items():
-        default = fields[key].default
-        if isinstance(default, tuple):
-            if not isinstance(value, (list, tuple)):
-                raise ConfigError(f"{stage}.{key} must be a list, got {value!r}")
-            value = tuple(value)
-        elif value is None and default is not None:
-            raise ConfigError(f"{stage}.{key} must not be null")
-        elif isinstance(default, bool) or (isinstance(default, int) and value is not None):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigError(f"{stage}.{key} must be an integer, got {value!r}")
-        elif isinstance(default, float):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"{stage}.{key} must be a number, got {value!r}")
-            value = float(value)
-        values[key] = value
-    return cls(**values)
+    return cls(**{key: coerce(f"{stage}.{key}", value, fields[key].default,
+                              nullable=fields[key].default is None)
+                   for key, value in overrides.items()})

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from emcom import config, etl
+from emcom import config, etl, etl_tasks
 from emcom.settings import stage_settings
 from test_evaluate import TINY, tiny_checkpoint, tiny_dataset
 
@@ -29,9 +29,9 @@ def test_informative_language_is_learnt_and_constant_one_is_not(task_name):
     cfg = config.resolve(TINY)
     rng = np.random.default_rng(0)
     train, test = _toy_split(256, rng), _toy_split(64, rng)
-    task = {"classification": etl.classification_task(cfg, 4),
-            "attributes": etl.attributes_task(cfg, 2, 2),
-            "discrimination": etl.discrimination_task(cfg, 8)}[task_name]
+    task = {"classification": etl_tasks.classification_task(cfg, 4),
+            "attributes": etl_tasks.attributes_task(cfg, 2, 2),
+            "discrimination": etl_tasks.discrimination_task(cfg, 8)}[task_name]
     curve = etl.train_listeners(cfg, task, _languages(train), train, _languages(test), test,
                                 stage_settings("etl", SETTINGS))
     assert sorted(curve) == [0, 30, 60]
@@ -53,7 +53,7 @@ def test_training_is_reproducible_and_measures_every_held_out_row():
     cfg = config.resolve(TINY)
     rng = np.random.default_rng(1)
     train, test = _toy_split(128, rng), _toy_split(45, rng)  # 45 = 32 + a padded batch of 13
-    task = etl.classification_task(cfg, 4)
+    task = etl_tasks.classification_task(cfg, 4)
     settings = stage_settings("etl", {**SETTINGS, "steps": 10, "eval_every": 10})
     a = etl.train_listeners(cfg, task, _languages(train), train, _languages(test), test, settings)
     b = etl.train_listeners(cfg, task, _languages(train), train, _languages(test), test, settings)

@@ -97,8 +97,8 @@ def test_info_nce_and_gradient_match_numpy():
     lp = np_log_softmax(logits.astype(np.float64))
     ref = -lp[np.arange(6), labels].mean()
     ref_grad = (np.exp(lp) - np.eye(4)[labels]) / 6
-    np.testing.assert_allclose(losses.info_nce(logits, labels), ref, rtol=1e-6)
-    np.testing.assert_allclose(jax.grad(losses.info_nce)(logits, labels), ref_grad, atol=1e-6)
+    np.testing.assert_allclose(game.info_nce(logits, labels), ref, rtol=1e-6)
+    np.testing.assert_allclose(jax.grad(game.info_nce)(logits, labels), ref_grad, atol=1e-6)
 
 
 def test_imitation_loss_and_gradient_match_numpy():
