@@ -438,3 +438,11 @@ def test_readme_block_is_rewritten_from_the_claims_table(tmp_path):
     main(["readme", str(csv), "--readme", str(path)])
     assert path.read_text() == new
     main(["readme", str(csv), "--readme", str(path), "--check"])
+
+
+def test_a_resolved_spec_is_not_resolved_again_but_settings_are_still_checked():
+    spec = C.resolve_claims({"kl": KL}, settings=SETTINGS)
+    assert C.resolve_claims(spec) is spec
+    assert C.resolve_claims(dict(spec)) == spec
+    with pytest.raises(SpecError, match="unknown setting"):
+        C.resolve_claims(spec, settings=["a"])

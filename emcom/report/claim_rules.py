@@ -4,23 +4,16 @@ spec entry + alpha -> a record with the run's evidence, the statistic and a verd
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
 import scipy.stats
 
+from emcom.report.claim_stats import combine, direction, no_effect, p_text, quiet, slope, welch
 from emcom.report.claims_spec import CLAIMS, FAILS, HOLDS, MISSING, NAN, REASON, UNSURE
 from emcom.report.select import (
     PERCENT, RUN, etl_split, main_candidates, robustness_drops, run_values, seed_cell, select)
-
-def _quiet(test: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """`test(*args)` without scipy's warnings on constant or tiny samples (they give NaN)."""
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
-        return test(*args, **kwargs)
-
 
 def _gen(df: pd.DataFrame, c: Mapping[str, Any], metric: str = "accuracy") -> pd.Series:
     """Per-run generalisation as in the tables: eval `metric` on `split` at the main |C|."""
@@ -46,37 +39,6 @@ def _describe(groups: Mapping[str, Any], scale: float = PERCENT, sd: bool = Fals
     return "; ".join(f"{label}: {one(np.asarray(v, float))}" for label, v in groups.items())
 
 
-def _welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """(t, one-sided p that mean(a) > mean(b)) of Welch's t-test (no equal-variance assumption:
-    the compared settings are expected to differ in spread too); NaN with < 2 seeds in a group.
-    The reverse direction's p is 1 - p."""
-    if min(len(a), len(b)) < 2:
-        return NAN, NAN
-    r = _quiet(scipy.stats.ttest_ind, a, b, equal_var=False, alternative="greater")
-    return float(r.statistic), float(r.pvalue)
-
-
-def _direction(p: float, alpha: float) -> str:
-    """Verdict of a claimed direction from its one-sided p (NaN: too few runs to test)."""
-    return HOLDS if p < alpha else FAILS if 1 - p < alpha else UNSURE
-
-
-def _no_effect(p: float, alpha: float, n: int, min_seeds: int) -> str:
-    """Verdict of a claim of *no* effect, p the one-sided p of the effect: a significant effect
-    contradicts it; its absence supports it only with `min_seeds` seeds per group, since with
-    fewer even a real effect is rarely significant. A significant opposite effect supports it."""
-    return FAILS if p < alpha else HOLDS if 1 - p < alpha or n >= min_seeds else UNSURE
-
-
-def _both(*verdicts: str) -> str:
-    """A claim of several parts: contradicted by any part, holds only if every part holds."""
-    return FAILS if FAILS in verdicts else HOLDS if set(verdicts) == {HOLDS} else UNSURE
-
-
-def _p(p: float) -> str:
-    return f"p = {p:.3g}" if np.isfinite(p) else "p undefined (too few seeds)"
-
-
 def record(claim: str, verdict: str, reason: str, evidence: str = "", statistic: str = "",
             value: float = NAN, p: float = NAN) -> dict[str, Any]:
     return {"claim": claim, "statement": CLAIMS[claim][0], "verdict": verdict, "reason": reason,
@@ -95,20 +57,20 @@ MORE, NO_GAIN = "more", "no gain"
 def _compare(claim: str, values: pd.Series, c: Mapping[str, Any], alpha: float,
              tests: list[tuple[str, str, str]], what: str, sd: bool = False) -> dict[str, Any]:
     """Welch tests of each (a, b, rule) on the per-seed values of settings c[a] and c[b]: rule
-    MORE claims mean(a) > mean(b) (`_direction`), NO_GAIN that it is not (`_no_effect`). The
-    parts combine by `_both`; value and p are the first test's."""
+    MORE claims mean(a) > mean(b) (`direction`), NO_GAIN that it is not (`no_effect`). The
+    parts combine by `combine`; value and p are the first test's."""
     keys = list(dict.fromkeys(k for a, b, _ in tests for k in (a, b)))
     groups = _groups(values, c, *keys)
     if _absent(groups):
         return record(claim, MISSING, f"no {what} rows for {_absent(groups)}")
     v, verdicts, stats, first = dict(zip(keys, groups.values())), [], [], None
     for a, b, rule in tests:
-        (t, p), n = _welch(v[a], v[b]), min(len(v[a]), len(v[b]))
-        verdicts.append(_direction(p, alpha) if rule == MORE
-                        else _no_effect(p, alpha, n, c["min_seeds"]))
-        stats.append(f"{a} > {b}: t = {t:.2f}, {_p(p)} (claim '{rule}': {verdicts[-1]})")
+        (t, p), n = welch(v[a], v[b]), min(len(v[a]), len(v[b]))
+        verdicts.append(direction(p, alpha) if rule == MORE
+                        else no_effect(p, alpha, n, c["min_seeds"]))
+        stats.append(f"{a} > {b}: t = {t:.2f}, {p_text(p)} (claim '{rule}': {verdicts[-1]})")
         first = first or (t, p)
-    verdict = _both(*verdicts)
+    verdict = combine(*verdicts)
     return record(claim, verdict, _why(verdict, alpha, min(map(len, v.values()))),
                    f"{what} (%): {_describe(groups, sd=sd)}",
                    "Welch t, one-sided: " + "; ".join(stats), *first)
@@ -132,16 +94,6 @@ def decide_kl(df: pd.DataFrame, c: Mapping[str, Any], alpha: float) -> dict[str,
         rows = rows[rows["step"] >= (1 - c["tail"]) * rows.groupby(RUN)["step"].transform("max")]
     return _compare("kl", run_values(rows), c, alpha, [("with", "without", MORE)],
                     "train/train_accuracy", sd=True)
-
-
-def _slope(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[float, float, float, float]:
-    """OLS (slope, CI low, CI high, one-sided p that slope > 0); the (1 - 2 alpha) CI excludes 0
-    exactly when p < alpha or 1 - p < alpha. NaN with < 3 runs."""
-    if len(x) < 3 or len(set(x)) < 2:
-        return NAN, NAN, NAN, NAN
-    fit = _quiet(scipy.stats.linregress, x, y, alternative="greater")
-    half = scipy.stats.t.ppf(1 - alpha, len(x) - 2) * fit.stderr
-    return fit.slope, fit.slope - half, fit.slope + half, fit.pvalue
 
 
 def decide_harder_task(df: pd.DataFrame, c: Mapping[str, Any], alpha: float) -> dict[str, Any]:
@@ -170,11 +122,11 @@ def decide_harder_task(df: pd.DataFrame, c: Mapping[str, Any], alpha: float) -> 
                        f"evaluated {list(acc.columns[3:])}) below the hard {hard}")
     acc = acc.dropna(subset=[hard, easy])
     x = np.log2(acc["setting"].map({s: k for k, s in c["settings"].items()}).to_numpy(float))
-    fits = [_slope(x, PERCENT * acc[hard].to_numpy(), alpha),
-            _slope(x, PERCENT * (acc[hard] - acc[easy]).to_numpy(), alpha)]
-    verdict, p = _both(*(_direction(f[3], alpha) for f in fits)), max(f[3] for f in fits)
+    fits = [slope(x, PERCENT * acc[hard].to_numpy(), alpha),
+            slope(x, PERCENT * (acc[hard] - acc[easy]).to_numpy(), alpha)]
+    verdict, p = combine(*(direction(f[3], alpha) for f in fits)), max(f[3] for f in fits)
     stat = "; ".join(f"{what}: {s:.2f} [{100 * (1 - 2 * alpha):.0f}% CI {lo:.2f}, {hi:.2f}], "
-                     f"{_p(q)}" for what, (s, lo, hi, q) in zip(
+                     f"{p_text(q)}" for what, (s, lo, hi, q) in zip(
                          (f"OLS slope of accuracy at eval |C| = {hard} (points per doubling of "
                           "training |C|)", f"of the gap to eval |C| = {easy}"), fits))
     evidence = "; ".join(f"|C| = {k} ({s}): {seed_cell(g[hard]).text()} at eval |C| = {hard}"
@@ -199,7 +151,7 @@ def _correlation(df: pd.DataFrame, c: Mapping[str, Any], stage: str, split: str 
     both = pd.concat(per.values())
     rho = p = NAN
     if len(both) >= 3 and both["m"].nunique() > 1 and both["gen"].nunique() > 1:
-        rho, p = _quiet(scipy.stats.spearmanr, both["m"], both["gen"], alternative=alternative)
+        rho, p = quiet(scipy.stats.spearmanr, both["m"], both["gen"], alternative=alternative)
     evidence = "; ".join(f"{s}: {c['metric']} {seed_cell(g['m'], scale).text()}, gen. "
                          f"{seed_cell(g['gen']).text()} (n={len(g)})" for s, g in per.items())
     return float(rho), float(p), min(len(g) for g in per.values()), evidence, ""
@@ -215,7 +167,7 @@ def decide_topsim(df: pd.DataFrame, c: Mapping[str, Any], alpha: float) -> dict[
         return record("topsim", MISSING, missing)
     verdict = FAILS if p < alpha else HOLDS if n >= c["min_seeds"] else UNSURE
     return record("topsim", verdict, _why(verdict, alpha, n), "x100: " + evidence,
-                   f"Spearman rho = {rho:.2f}, two-sided, {_p(p)}", rho, p)
+                   f"Spearman rho = {rho:.2f}, two-sided, {p_text(p)}", rho, p)
 
 
 def decide_etl(df: pd.DataFrame, c: Mapping[str, Any], alpha: float) -> dict[str, Any]:
@@ -226,9 +178,9 @@ def decide_etl(df: pd.DataFrame, c: Mapping[str, Any], alpha: float) -> dict[str
         df, c, "etl", etl_split(df, c["etl_split"]), "less" if loss else "greater", 1 if loss else PERCENT)
     if missing:
         return record("etl", MISSING, missing)
-    verdict = _direction(p, alpha)
+    verdict = direction(p, alpha)
     return record("etl", verdict, _why(verdict, alpha), evidence, f"Spearman rho = {rho:.2f}, "
-                   f"one-sided ({'<' if loss else '>'} 0), {_p(p)}", rho, p)
+                   f"one-sided ({'<' if loss else '>'} 0), {p_text(p)}", rho, p)
 
 
 def decide_transfer(df: pd.DataFrame, c: Mapping[str, Any], alpha: float) -> dict[str, Any]:
@@ -251,23 +203,23 @@ def decide_transfer(df: pd.DataFrame, c: Mapping[str, Any], alpha: float) -> dic
         return record("transfer", MISSING, f"no eval/accuracy/{c['split']} rows of "
                        f"{c['setting']} on both its dataset and {targets[0]}")
     s, t = both["source"].to_numpy(), both["zero-shot"].to_numpy()
-    collapse = (_quiet(scipy.stats.ttest_rel, s, t, alternative="greater").pvalue
+    collapse = (quiet(scipy.stats.ttest_rel, s, t, alternative="greater").pvalue
                 if len(s) > 1 else NAN)
-    spread = (_quiet(scipy.stats.pearsonr, t - s, t + s, alternative="greater").pvalue
+    spread = (quiet(scipy.stats.pearsonr, t - s, t + s, alternative="greater").pvalue
               if len(s) > 2 and np.ptp(t - s) > 0 and np.ptp(t + s) > 0 else NAN)
-    verdict = _both(_direction(collapse, alpha), _direction(spread, alpha))
+    verdict = combine(direction(collapse, alpha), direction(spread, alpha))
     cv = np.std(t, ddof=1) / np.mean(t) if len(t) > 1 else NAN
     return record("transfer", verdict, _why(verdict, alpha), f"accuracy (%) of {c['setting']}"
                    f", zero-shot on {targets[0]} at |C| = {cap}: {_describe(both, sd=True)}; "
                    f"zero-shot CV {cv:.2f}, range {PERCENT * t.min():.2f}-"
-                   f"{PERCENT * t.max():.2f}", f"paired t (source > zero-shot): {_p(collapse)}; "
-                   f"Pitman-Morgan (zero-shot variance > source): {_p(spread)}",
+                   f"{PERCENT * t.max():.2f}", f"paired t (source > zero-shot): {p_text(collapse)}; "
+                   f"Pitman-Morgan (zero-shot variance > source): {p_text(spread)}",
                    PERCENT * float(np.mean(s - t)), max(collapse, spread))
 
 
 def decide_population(df: pd.DataFrame, c: Mapping[str, Any], alpha: float) -> dict[str, Any]:
     """Generalisation of the larger population vs the single pair: one-sided Welch t-test
-    (larger > single), a claim of *no* gain (`_no_effect`). "best 1 pair" is one seed chosen
+    (larger > single), a claim of *no* gain (`no_effect`). "best 1 pair" is one seed chosen
     after the fact: shown in Table 2, not tested."""
     return _compare("population", _gen(df, c), c, alpha, [("larger", "single", NO_GAIN)],
                     f"eval/accuracy/{c['split']}")
@@ -288,7 +240,7 @@ def decide_imitation(df: pd.DataFrame, c: Mapping[str, Any], alpha: float) -> di
         return record("imitation", MISSING, f"no generalisation or {c['robustness']} "
                        f"robustness rows for {_absent(gen) or _absent(rob)}")
     (gw, gn), (rw, rn) = gen.values(), rob.values()
-    (t_g, p_g), (t_r, p_r) = _welch(gw, gn), _welch(rn, rw)  # a lower drop: more robust
+    (t_g, p_g), (t_r, p_r) = welch(gw, gn), welch(rn, rw)  # a lower drop: more robust
     gain_g = (gw.mean() - gn.mean()) / gn.mean() if gn.mean() > 0 else NAN
     gain_r = (rn.mean() - rw.mean()) / rn.mean() if rn.mean() > 0 else NAN
     verdict = (FAILS if 1 - p_g < alpha or 1 - p_r < alpha else
@@ -297,8 +249,8 @@ def decide_imitation(df: pd.DataFrame, c: Mapping[str, Any], alpha: float) -> di
                    f"{_describe(gen)}; robustness drop (%, {c['robustness']}): {_describe(rob)}"
                    f"; relative gains: generalisation {PERCENT * gain_g:+.1f}%, robustness "
                    f"{PERCENT * gain_r:+.1f}%", f"Welch t, one-sided: generalisation with > "
-                   f"without t = {t_g:.2f}, {_p(p_g)}; robustness drop with < without t = "
-                   f"{t_r:.2f}, {_p(p_r)}", t_r, p_r)
+                   f"without t = {t_g:.2f}, {p_text(p_g)}; robustness drop with < without t = "
+                   f"{t_r:.2f}, {p_text(p_r)}", t_r, p_r)
 
 
 def decide_reset(df: pd.DataFrame, c: Mapping[str, Any], alpha: float) -> dict[str, Any]:

@@ -109,13 +109,20 @@ def _field(kind: str, value: Any, where: str, known: set[str] | None) -> Any:
     return value
 
 
-def resolve_claims(spec: Mapping[str, Any] | None, settings: Any = None) -> dict[str, Any]:
+class ClaimsSpec(dict):
+    """A resolved claims spec: {option: value, claim id: {field or option: value}}."""
+
+
+def resolve_claims(spec: Mapping[str, Any] | None, settings: Any = None) -> ClaimsSpec:
     """The claims spec with defaults, checked; raises SpecError naming the dotted key.
 
     `spec`: the `report.claims` block (or a report block holding `claims`, or `{report: ...}`);
     a claim left out is "not measured". `settings`: the setting names the config defines (if
-    given, others raise). Returns {option: value, claim id: {field or option: value}}.
+    given, others raise). A `ClaimsSpec` is already resolved: returned as is unless `settings`
+    is given.
     """
+    if isinstance(spec, ClaimsSpec) and settings is None:
+        return spec
     spec = dict(spec or {})
     if set(spec) == {"report"}:
         spec = dict(spec["report"] or {})
@@ -147,6 +154,6 @@ def resolve_claims(spec: Mapping[str, Any] | None, settings: Any = None) -> dict
     for claim in ("topsim", "etl"):
         if claim in out and out[claim]["settings"] is None and "harder_task" in out:
             out[claim]["settings"] = list(out["harder_task"]["settings"].values())
-    return out
+    return ClaimsSpec(out)
 
 
