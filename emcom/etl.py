@@ -6,7 +6,8 @@ checkpoint's `loss.reference_sampling` each row's message is sampled once); for 
 them `listeners` newly initialised listeners learn one task (`emcom.etl_tasks`) for `steps` steps
 with Adam (learning_rate), and are measured every `eval_every` steps on the held-out split
 (`measure_on: test`) or on a fresh training batch (`measure_on: train`, what the reference code
-reports). Reconstruction needs the images, which none of the prepared datasets carries: not applicable.
+reports). Reconstruction needs the images, which none of the prepared datasets carries: not
+applicable.
 
 All S x L listeners of a task train together: one jitted call runs `steps_per_call` steps under
 `lax.scan`, each step `vmap`ped over speakers and listeners (they all see the same batch rows,

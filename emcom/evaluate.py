@@ -122,17 +122,19 @@ def play_batch(speaker: agents.Speaker, listener: agents.Listener, speakers: Any
     k_cand, k_speaker, k_candidates = jax.random.split(rng, 3)
     index = [game.candidate_index(k, b, c)
              for c, k in zip(candidates, jax.random.split(k_cand, len(candidates)))]
+    labels = [game.candidate_labels(b, i) for i in index]
     word_keys = (jax.random.split(jax.random.fold_in(rng, 1), num_agents(speakers))
                  if sample_words else None)
 
-    def per_pair(scores: jax.Array) -> list[tuple[jax.Array, jax.Array]]:
-        return [game.gather_candidates(scores, i) for i in index]  # K x ((B, C), (B,))
+    def per_pair(scores: jax.Array) -> list[jax.Array]:
+        return [game.gather_candidates(scores, i)[0] for i in index]  # K x (B, C)
 
-    def per_speaker(games: list[tuple[jax.Array, jax.Array]]) -> tuple[jax.Array, jax.Array]:
-        # games: K x ((Pl, B, C), (Pl, B)); every listener has the same labels.
-        pair = jnp.stack([jax.vmap(game.success)(lg, lb).sum(-1) for lg, lb in games])  # (K, Pl)
-        vote = jnp.stack([game.success(jax.nn.softmax(lg, axis=-1).mean(0), lb[0]).sum()
-                          for lg, lb in games])  # (K,)
+    def per_speaker(logits: list[jax.Array]) -> tuple[jax.Array, jax.Array]:
+        # logits: K x (Pl, B, C), one per |C|
+        pair = jnp.stack([jax.vmap(game.success, (0, None))(lg, lb).sum(-1)
+                          for lg, lb in zip(logits, labels)])  # (K, Pl)
+        vote = jnp.stack([game.success(jax.nn.softmax(lg, axis=-1).mean(0), lb).sum()
+                          for lg, lb in zip(logits, labels)])  # (K,)
         return pair, vote
 
     def counts(x_speaker: jax.Array, x_candidates: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -33,16 +33,22 @@ def candidate_index(rng: jax.Array | None, batch: int, num_candidates: int) -> j
     return None if num_candidates == batch else distractor_indices(rng, batch, num_candidates)
 
 
+def candidate_labels(batch: int, index: jax.Array | None) -> jax.Array:
+    """(B,) int32 column of each target among its candidates: the diagonal for the whole batch,
+    else 0 (column 0 of `distractor_indices`)."""
+    if index is None:
+        return jnp.arange(batch, dtype=jnp.int32)
+    return jnp.zeros((batch,), jnp.int32)
+
+
 def gather_candidates(scores: jax.Array, index: jax.Array | None) -> tuple[jax.Array, jax.Array]:
     """(logits (B, C), labels (B,) int32) of each target's candidate set.
 
     scores (B, B): row i = message of target i, column j = candidate j; index from
-    `candidate_index`. The labels are the diagonal for the whole batch, else 0 (column 0).
+    `candidate_index`; labels from `candidate_labels`.
     """
-    b = scores.shape[0]
-    if index is None:
-        return scores, jnp.arange(b, dtype=jnp.int32)
-    return jnp.take_along_axis(scores, index, axis=1), jnp.zeros((b,), jnp.int32)
+    logits = scores if index is None else jnp.take_along_axis(scores, index, axis=1)
+    return logits, candidate_labels(scores.shape[0], index)
 
 
 def candidate_logits(scores: jax.Array, num_candidates: int,
@@ -155,7 +161,7 @@ def population_play(speaker: Speaker, listener: Listener, speakers, listeners, x
 
     def per_pair(scores):
         acc = jnp.stack([accuracy_at(scores, c, k).mean() for c, k in zip(candidates, cand_keys)])
-        return acc, info_nce(*candidate_logits(scores, scores.shape[0], None))
+        return acc, info_nce(*gather_candidates(scores, None))  # over the whole batch
 
     acc, loss = play_pairs(listener, listeners, msgs, x, per_pair)  # (Ps, Pl, K), (Ps, Pl)
     return jnp.moveaxis(acc, 2, 0), loss

@@ -175,7 +175,8 @@ def decide_etl(df: pd.DataFrame, c: Mapping[str, Any], alpha: float) -> dict[str
     for a loss). The paper's correlation (Table 1), in the direction it claims."""
     loss = "loss" in c["metric"]  # a lower loss is an easier transfer
     rho, p, _, evidence, missing = _correlation(
-        df, c, "etl", etl_split(df, c["etl_split"]), "less" if loss else "greater", 1 if loss else PERCENT)
+        df, c, "etl", etl_split(df, c["etl_split"]), "less" if loss else "greater",
+        1 if loss else PERCENT)
     if missing:
         return record("etl", MISSING, missing)
     verdict = direction(p, alpha)
@@ -212,7 +213,8 @@ def decide_transfer(df: pd.DataFrame, c: Mapping[str, Any], alpha: float) -> dic
     return record("transfer", verdict, _why(verdict, alpha), f"accuracy (%) of {c['setting']}"
                    f", zero-shot on {targets[0]} at |C| = {cap}: {_describe(both, sd=True)}; "
                    f"zero-shot CV {cv:.2f}, range {PERCENT * t.min():.2f}-"
-                   f"{PERCENT * t.max():.2f}", f"paired t (source > zero-shot): {p_text(collapse)}; "
+                   f"{PERCENT * t.max():.2f}",
+                   f"paired t (source > zero-shot): {p_text(collapse)}; "
                    f"Pitman-Morgan (zero-shot variance > source): {p_text(spread)}",
                    PERCENT * float(np.mean(s - t)), max(collapse, spread))
 
@@ -235,7 +237,8 @@ def decide_imitation(df: pd.DataFrame, c: Mapping[str, Any], alpha: float) -> di
     gen = _groups(_gen(df, c, "accuracy_vote" if c["vote"] else "accuracy"), c, "with")
     gen.update(_groups(_gen(df, c), c, "without"))
     rob = _groups(robustness_drops(df, c["robustness"], cands, c["split"], c["vote"]), c, "with")
-    rob.update(_groups(robustness_drops(df, c["robustness"], cands, c["split"], False), c, "without"))
+    rob.update(_groups(robustness_drops(df, c["robustness"], cands, c["split"], False), c,
+                       "without"))
     if _absent(gen) or _absent(rob):
         return record("imitation", MISSING, f"no generalisation or {c['robustness']} "
                        f"robustness rows for {_absent(gen) or _absent(rob)}")
