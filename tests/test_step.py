@@ -138,8 +138,14 @@ def test_vectorised_equals_sequential_when_no_agent_is_drawn_twice():
         _, _, state, game = setup(cfg_of(mode))
         fn = getattr(step_lib, mode)
         results.append(jax.jit(lambda s, x: fn(game, s, x, s_idx, l_idx, keys))(state, batch())[0])
-    assert_trees_close(results[0], results[1])
-    assert_trees_close(results[0], results[2])
+    # The three modes are three XLA programs. Their gradients agree to float32 round-off (the
+    # Adam moments below, at 1e-6); Adam's normalised step g / (sqrt(v) + eps) magnifies that
+    # round-off for near-zero gradients, so the parameters agree to the bound of the test above
+    # (~1e-3 of lr = 1e-2; measured 6.3e-6 on one of 1056 speaker weights).
+    for other in results[1:]:
+        for field in results[0]._fields:
+            atol = 1e-5 if field in ("speakers", "listeners") else 1e-6
+            assert_trees_close(getattr(results[0], field), getattr(other, field), atol=atol)
 
 
 def test_mean_gradient_takes_one_adam_step_with_the_mean_of_the_draws():
