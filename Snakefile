@@ -27,7 +27,8 @@ if not workflow.overwrite_configfiles:
 # The schema states every default, but Snakemake's set_default would also write the training
 # defaults into every override block (experiments.<s>.train), where they would override the shared
 # `train:` block; rules/common.smk fills the few workflow-level defaults instead.
-validate(config, "config/schema/config.schema.yaml", set_default=False)
+SCHEMA = os.path.join(workflow.basedir, "config/config.schema.yaml")  # the library's: emcom.configdoc
+validate(config, SCHEMA, set_default=False)
 
 
 include: "rules/common.smk"

@@ -1,9 +1,7 @@
-"""The game/training config: typed records with the paper's defaults, merge with overrides,
-validation.
+"""The game/training config: typed records with the paper's defaults, merged with overrides.
 
-`resolve(overrides)` returns a frozen `TrainConfig`; every error is a `ConfigError` that names the dotted
-key (e.g. `loss.kl_coef`). Choices where the paper and its reference code disagree are documented in
-`docs/training.md`.
+`resolve(overrides)` returns a frozen `TrainConfig`; every error, a `ConfigError`, names the dotted
+key (e.g. `loss.kl_coef`). Where the paper and its reference code disagree: `docs/training.md`.
 """
 
 from __future__ import annotations
@@ -14,6 +12,7 @@ import json
 from typing import Any
 
 from emcom.errors import EmcomError
+
 
 @dataclasses.dataclass(frozen=True)
 class GameConfig:
@@ -100,7 +99,7 @@ class TrainingConfig:
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """One training run's config, resolved (`resolve`). Defaults are the paper's (App. A); the
-    schema (config/schema/config.schema.yaml) states the same defaults with their descriptions."""
+    schema (config/config.schema.yaml) states the same defaults with their descriptions."""
     seed: int = 0
     game: GameConfig = GameConfig()
     speaker: SpeakerConfig = SpeakerConfig()
@@ -152,10 +151,14 @@ _POSITIVE_INT = {
     "training.steps", "training.batch_size", "training.steps_per_call", "training.log_every",
     "training.eval_every", "training.checkpoint_every", "training.eval_batches",
 }
-_NON_NEGATIVE_INT = {"imitation.every", "reset.every", "seed"}
+_NON_NEGATIVE = {"imitation.every", "reset.every", "seed", "loss.entropy_coef", "loss.kl_coef"}
 _UNIT_INTERVAL = {"loss.kl_ema", "imitation.ema", "optimizer.b1", "optimizer.b2"}
-_NON_NEGATIVE_FLOAT = {"loss.entropy_coef", "loss.kl_coef"}
 _POSITIVE_FLOAT = {"listener.temperature", "optimizer.learning_rate", "optimizer.eps"}
+_RANGES = (  # (keys, the test of a value, the message's words for it)
+    (_POSITIVE_INT, lambda v: v >= 1, ">= 1"),
+    (_NON_NEGATIVE, lambda v: v >= 0, ">= 0"),
+    (_UNIT_INTERVAL, lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+    (_POSITIVE_FLOAT, lambda v: v > 0, "> 0"))
 
 
 class ConfigError(EmcomError):
@@ -254,24 +257,13 @@ def _get(cfg: dict, dotted: str) -> Any:
 
 def _validate(cfg: dict) -> None:
     for key, choices in _CHOICES.items():
-        if _get(cfg, key) not in choices:
-            raise ConfigError(f"config key {key!r} must be one of {choices}, got {_get(cfg, key)!r}")
-    for key in _POSITIVE_INT:
-        v = _get(cfg, key)
-        if v is not None and v < 1:
-            raise ConfigError(f"config key {key!r} must be >= 1, got {v!r}")
-    for key in _NON_NEGATIVE_INT:
-        if _get(cfg, key) < 0:
-            raise ConfigError(f"config key {key!r} must be >= 0, got {_get(cfg, key)!r}")
-    for key in _UNIT_INTERVAL:
-        if not 0.0 <= _get(cfg, key) < 1.0:
-            raise ConfigError(f"config key {key!r} must be in [0, 1), got {_get(cfg, key)!r}")
-    for key in _NON_NEGATIVE_FLOAT:
-        if _get(cfg, key) < 0:
-            raise ConfigError(f"config key {key!r} must be >= 0, got {_get(cfg, key)!r}")
-    for key in _POSITIVE_FLOAT:
-        if _get(cfg, key) <= 0:
-            raise ConfigError(f"config key {key!r} must be > 0, got {_get(cfg, key)!r}")
+        if (v := _get(cfg, key)) not in choices:
+            raise ConfigError(f"config key {key!r} must be one of {choices}, got {v!r}")
+    for keys, ok, words in _RANGES:
+        for key in sorted(keys):
+            v = _get(cfg, key)
+            if v is not None and not ok(v):  # None: a nullable key left to its derived default
+                raise ConfigError(f"config key {key!r} must be {words}, got {v!r}")
 
     if cfg["game"]["vocab_size"] < 2:
         raise ConfigError("config key 'game.vocab_size' must be >= 2")
@@ -281,9 +273,9 @@ def _validate(cfg: dict) -> None:
         raise ConfigError(
             f"config key 'game.num_candidates' must be -1 (whole batch) or in [2, "
             f"training.batch_size={batch}], got {c}")
-    for e in cfg["training"]["eval_candidates"]:
-        if e < 2:
-            raise ConfigError(f"config key 'training.eval_candidates' entries must be >= 2, got {e}")
+    if any(e < 2 for e in cfg["training"]["eval_candidates"]):
+        raise ConfigError("config key 'training.eval_candidates' entries must be >= 2, got "
+                          f"{list(cfg['training']['eval_candidates'])}")
     _check_reset_schedule(cfg["reset"]["every"], cfg["training"])
     n = cfg["population"]["num_speakers"]
     if n > 1 and cfg["imitation"]["every"] and cfg["imitation"]["students"] > n - 1:

@@ -1,5 +1,5 @@
 """`python -m emcom.configdoc [SCHEMA] > config/README.md`: the config reference, generated from the
-workflow's JSON schema (config/schema/config.schema.yaml), so that every key's type, default and
+workflow's JSON schema (config/config.schema.yaml), so that every key's type, default and
 description has one source. tests/test_configdoc.py fails when config/README.md is stale."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from typing import Iterator
 
 import yaml
 
-SCHEMA = Path(__file__).resolve().parent.parent / "config" / "schema" / "config.schema.yaml"
+SCHEMA = Path(__file__).resolve().parent.parent / "config" / "config.schema.yaml"
 
 INTRO = """\
 # Config reference
 
-Generated from [`schema/config.schema.yaml`](schema/config.schema.yaml) by
+Generated from [`config.schema.yaml`](config.schema.yaml) by
 `python -m emcom.configdoc > config/README.md`; do not edit by hand.
 
 `config.yaml` is the embedded default (the whole paper in small, on synthetic data, on a CPU);

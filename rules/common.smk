@@ -31,7 +31,7 @@ def expand_experiments():
         config["experiments"] = emcom.experiments.expand(config["experiments"])
     except emcom.config.ConfigError as err:
         raise ValueError(f"config: {err}") from None
-    schema = yaml.safe_load((Path(workflow.basedir) / "config/schema/config.schema.yaml").read_text())
+    schema = yaml.safe_load(Path(SCHEMA).read_text())
     props = schema["properties"]["experiments"]["additionalProperties"]["properties"]
     defaults = {key: p["default"] for key, p in props.items() if "default" in p}
     for exp in config["experiments"].values():

@@ -13,7 +13,7 @@ from emcom.report.spec import ReportSpec
 from emcom.settings import STAGE_SETTINGS
 
 REPO = Path(__file__).resolve().parent.parent
-SCHEMA = yaml.safe_load((REPO / "config/schema/config.schema.yaml").read_text())
+SCHEMA = yaml.safe_load(configdoc.SCHEMA.read_text())
 
 
 def _props(*path):

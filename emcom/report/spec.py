@@ -27,7 +27,7 @@ class Row:
 
 @dataclasses.dataclass(frozen=True)
 class ReportSpec:
-    """The checked `report:` block. Defaults are the schema's (config/schema/config.schema.yaml)."""
+    """The checked `report:` block. Defaults are the schema's (config/config.schema.yaml)."""
     main_candidates: int = 1024   # evaluation |C| standing for the paper's 1024 (capped by data)
     split: str = "test"           # split of "generalisation"
     robustness: str = "absolute"  # absolute | relative accuracy drop under noise
