@@ -15,13 +15,15 @@ from emcom.report.claims_spec import CLAIMS, FAILS, HOLDS, MISSING, NAN, REASON,
 from emcom.report.select import (
     PERCENT, RUN, etl_split, main_candidates, robustness_drops, run_values, seed_cell, select)
 
-def _gen(df: pd.DataFrame, c: Mapping[str, Any], metric: str = "accuracy") -> pd.Series:
+
+def gen_values(df: pd.DataFrame, c: Mapping[str, Any], metric: str = "accuracy") -> pd.Series:
     """Per-run generalisation as in the tables: eval `metric` on `split` at the main |C|."""
     cands = main_candidates(df, c["candidates"])
     return run_values(select(df, stage="eval", metric=metric, split=c["split"], candidates=cands))
 
 
-def _groups(values: pd.Series, c: Mapping[str, Any], *keys: str) -> dict[str, np.ndarray]:
+def setting_groups(values: pd.Series, c: Mapping[str, Any],
+                   *keys: str) -> dict[str, np.ndarray]:
     """{"key (setting)": per-seed values, NaN dropped} for the claim's setting fields `keys`."""
     return {f"{k} ({c[k]})": values[values.index.get_level_values("setting") == c[k]]
             .dropna().to_numpy(float) for k in keys}
@@ -60,10 +62,10 @@ def _compare(claim: str, values: pd.Series, c: Mapping[str, Any], alpha: float,
     MORE claims mean(a) > mean(b) (`direction`), NO_GAIN that it is not (`no_effect`). The
     parts combine by `combine`; value and p are the first test's."""
     keys = list(dict.fromkeys(k for a, b, _ in tests for k in (a, b)))
-    groups = _groups(values, c, *keys)
-    if _absent(groups):
-        return record(claim, MISSING, f"no {what} rows for {_absent(groups)}")
-    v, verdicts, stats, first = dict(zip(keys, groups.values())), [], [], None
+    found = setting_groups(values, c, *keys)
+    if _absent(found):
+        return record(claim, MISSING, f"no {what} rows for {_absent(found)}")
+    v, verdicts, stats, first = dict(zip(keys, found.values())), [], [], None
     for a, b, rule in tests:
         (t, p), n = welch(v[a], v[b]), min(len(v[a]), len(v[b]))
         verdicts.append(direction(p, alpha) if rule == MORE
@@ -72,7 +74,7 @@ def _compare(claim: str, values: pd.Series, c: Mapping[str, Any], alpha: float,
         first = first or (t, p)
     verdict = combine(*verdicts)
     return record(claim, verdict, _why(verdict, alpha, min(map(len, v.values()))),
-                   f"{what} (%): {_describe(groups, sd=sd)}",
+                   f"{what} (%): {_describe(found, sd=sd)}",
                    "Welch t, one-sided: " + "; ".join(stats), *first)
 
 
@@ -88,12 +90,17 @@ def decide_kl(df: pd.DataFrame, c: Mapping[str, Any], alpha: float) -> dict[str,
     steps (one batch is noisy). The seed sd is shown, not tested: with few seeds a variance test
     has little power. `train_candidates` keeps only rows of that training |C|.
     """
+    return _compare("kl", final_train_accuracy(df, c), c, alpha, [("with", "without", MORE)],
+                    "train/train_accuracy", sd=True)
+
+
+def final_train_accuracy(df: pd.DataFrame, c: Mapping[str, Any]) -> pd.Series:
+    """Per run: the mean logged batch accuracy over the last `tail` of its steps."""
     rows = select(df, stage="train", metric="train_accuracy", split="train",
                   candidates=c["train_candidates"], latest=False)
     if len(rows):
         rows = rows[rows["step"] >= (1 - c["tail"]) * rows.groupby(RUN)["step"].transform("max")]
-    return _compare("kl", run_values(rows), c, alpha, [("with", "without", MORE)],
-                    "train/train_accuracy", sd=True)
+    return run_values(rows)
 
 
 def decide_harder_task(df: pd.DataFrame, c: Mapping[str, Any], alpha: float) -> dict[str, Any]:
@@ -141,7 +148,7 @@ def _correlation(df: pd.DataFrame, c: Mapping[str, Any], stage: str, split: str 
     """Spearman (rho, p) between per-run `metric` and generalisation over the runs of the
     settings (as the tables), the fewest seeds of a setting, evidence, "not measured" reason."""
     metric = run_values(select(df, stage=stage, metric=c["metric"], split=split))
-    both = pd.concat([metric.rename("m"), _gen(df, c).rename("gen")], axis=1,
+    both = pd.concat([metric.rename("m"), gen_values(df, c).rename("gen")], axis=1,
                      join="inner").dropna().reset_index()
     per = {s: both[both["setting"] == s] for s in c["settings"] or ()}
     empty = [s for s, g in per.items() if not len(g)]
@@ -198,7 +205,7 @@ def decide_transfer(df: pd.DataFrame, c: Mapping[str, Any], alpha: float) -> dic
     cap = main_candidates(df.assign(dataset=df["eval_dataset"]), c["candidates"])
     cap = cap.get(targets[0])  # capped by the target dataset's own evaluations, as the table
     rows = rows[(rows["eval_dataset"] == targets[0]) & (rows["candidates"] == cap)]
-    both = pd.concat([_gen(df, c).rename("source"), run_values(rows).rename("zero-shot")],
+    both = pd.concat([gen_values(df, c).rename("source"), run_values(rows).rename("zero-shot")],
                      axis=1, join="inner").dropna()
     if not len(both):
         return record("transfer", MISSING, f"no eval/accuracy/{c['split']} rows of "
@@ -223,8 +230,22 @@ def decide_population(df: pd.DataFrame, c: Mapping[str, Any], alpha: float) -> d
     """Generalisation of the larger population vs the single pair: one-sided Welch t-test
     (larger > single), a claim of *no* gain (`no_effect`). "best 1 pair" is one seed chosen
     after the fact: shown in Table 2, not tested."""
-    return _compare("population", _gen(df, c), c, alpha, [("larger", "single", NO_GAIN)],
+    return _compare("population", gen_values(df, c), c, alpha, [("larger", "single", NO_GAIN)],
                     f"eval/accuracy/{c['split']}")
+
+
+def imitation_groups(df: pd.DataFrame, c: Mapping[str, Any]) -> tuple[dict, dict]:
+    """The per-seed generalisation and robustness drops of `with` (its vote ensemble with
+    `vote`) and `without`, as `setting_groups`."""
+    cands = main_candidates(df, c["candidates"])
+    gen = setting_groups(gen_values(df, c, "accuracy_vote" if c["vote"] else "accuracy"), c,
+                         "with")
+    gen.update(setting_groups(gen_values(df, c), c, "without"))
+    rob = setting_groups(robustness_drops(df, c["robustness"], cands, c["split"], c["vote"]), c,
+                         "with")
+    rob.update(setting_groups(robustness_drops(df, c["robustness"], cands, c["split"], False), c,
+                              "without"))
+    return gen, rob
 
 
 def decide_imitation(df: pd.DataFrame, c: Mapping[str, Any], alpha: float) -> dict[str, Any]:
@@ -233,12 +254,7 @@ def decide_imitation(df: pd.DataFrame, c: Mapping[str, Any], alpha: float) -> di
     12.8%). Holds when the robustness gain is significant, generalisation does not fall and its
     relative gain is the smaller; fails when either metric is significantly worse. With `vote`
     the imitation setting's listener-vote ensemble is read, as in Table 2's "+ vote" rows."""
-    cands = main_candidates(df, c["candidates"])
-    gen = _groups(_gen(df, c, "accuracy_vote" if c["vote"] else "accuracy"), c, "with")
-    gen.update(_groups(_gen(df, c), c, "without"))
-    rob = _groups(robustness_drops(df, c["robustness"], cands, c["split"], c["vote"]), c, "with")
-    rob.update(_groups(robustness_drops(df, c["robustness"], cands, c["split"], False), c,
-                       "without"))
+    gen, rob = imitation_groups(df, c)
     if _absent(gen) or _absent(rob):
         return record("imitation", MISSING, f"no generalisation or {c['robustness']} "
                        f"robustness rows for {_absent(gen) or _absent(rob)}")
@@ -259,7 +275,7 @@ def decide_imitation(df: pd.DataFrame, c: Mapping[str, Any], alpha: float) -> di
 def decide_reset(df: pd.DataFrame, c: Mapping[str, Any], alpha: float) -> dict[str, Any]:
     """Generalisation with vs without listener reset: one-sided Welch t-tests (reset > none),
     significant for the single pair, and a claim of *no* gain for the population."""
-    return _compare("reset", _gen(df, c), c, alpha, [("single_reset", "single", MORE),
+    return _compare("reset", gen_values(df, c), c, alpha, [("single_reset", "single", MORE),
                                                      ("population_reset", "population", NO_GAIN)],
                     f"eval/accuracy/{c['split']}")
 
