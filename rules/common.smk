@@ -20,7 +20,6 @@ STAGES = emcom.names.CHECKPOINT_STAGES
 SPLITS = emcom.names.SPLITS
 REPORT = "results/report"
 TABLES = emcom.report.TABLES
-FIGURES = emcom.report.FIGURES
 
 
 def expand_experiments():
@@ -208,7 +207,7 @@ def report_targets():
         for ext in ("csv", "md", "tex")
     ]
     figures = [
-        f"{REPORT}/figures/{FIGURES[name].stem}.{ext}"
+        f"{REPORT}/figures/{emcom.report.figure_stem(name)}.{ext}"
         for name in config["report"]["figures"]
         for ext in ("png", "pdf", "rst")
     ]

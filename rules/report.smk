@@ -32,31 +32,33 @@ rule report_table:
         "../scripts/report_table.py"
 
 
-# One rule per figure, so that `snakemake --report report.html` shows each PNG with the caption
-# the figure's job wrote beside it.
-for _figure in FIGURES.values():
+# One rule per figure (each kind, and each instance of `report.figures` with a `kind:`), so that
+# `snakemake --report report.html` shows each PNG with the caption the figure's job wrote beside it.
+for _name in emcom.report.figure_names(config["report"]["figures"]):
+    _stem = emcom.report.figure_stem(_name)
+    _kind = emcom.report.figure_kind(_name, config["report"]["figures"].get(_name))
 
     rule:
         name:
-            f"report_{_figure.name}"
+            f"report_{_name}"
         input:
-            stage_outputs(_figure.stages),
+            stage_outputs(_kind.stages),
         output:
             png=report(
-                f"{REPORT}/figures/{_figure.stem}.png",
-                caption=os.path.abspath(f"{REPORT}/figures/{_figure.stem}.rst"),
+                f"{REPORT}/figures/{_stem}.png",
+                caption=os.path.abspath(f"{REPORT}/figures/{_stem}.rst"),
                 category="2. Figures",
             ),
-            pdf=f"{REPORT}/figures/{_figure.stem}.pdf",
-            rst=f"{REPORT}/figures/{_figure.stem}.rst",
-            provenance=f"{REPORT}/figures/{_figure.stem}.png.provenance.json",
+            pdf=f"{REPORT}/figures/{_stem}.pdf",
+            rst=f"{REPORT}/figures/{_stem}.rst",
+            provenance=f"{REPORT}/figures/{_stem}.png.provenance.json",
         params:
-            figure=_figure.name,
+            figure=_name,
             spec=report_spec(),
         log:
-            f"logs/report_{_figure.name}/{_figure.stem}.log",
+            f"logs/report_{_name}/{_stem}.log",
         benchmark:
-            f"benchmarks/report_{_figure.name}/{_figure.stem}.tsv"
+            f"benchmarks/report_{_name}/{_stem}.tsv"
         threads: stage_resources("report").get("threads", 1)
         resources:
             **job_resources("report"),

@@ -17,6 +17,7 @@ import pytest
 import scipy.stats
 import yaml
 
+import emcom.report
 from emcom.report import SpecError, resolve_spec, write_figures, write_tables
 from emcom.report import TABLES, select, spec as S
 from emcom.report.__main__ import main as cli
@@ -397,3 +398,41 @@ def test_documented_spec_example_is_valid():
     assert set(spec.tables) == set(TABLES)
     assert S.parse_rows(spec.tables["table2"]["rows"], "t", {S.MEAN, S.VOTE, S.BEST})[0] == \
         S.Row("best 1 pair", "pairs1", S.BEST)
+
+
+def test_figure_instances_are_drawn_by_their_kind_from_their_own_entry(data, tmp_path):
+    """Figs. 9-12 are instances of Fig. 1 / Fig. 4 (`kind:`): their own panels or rows, their
+    own title, written as <name>.*; the thick line is the mean over seeds of the settings' rows."""
+    df, _ = data
+    spec = {**SPEC, "figures": {**SPEC["figures"], "fig9": {
+        "kind": "fig1", "title": "Fig. 9: KL x entropy", "panels": {"alpha = 1e-4": {
+            "beta = 0": "c16", "beta = 0.5": "c64"}}}, "fig12": {
+        "kind": "fig4", "rows": {"1 pair": "pairs1", "1 pair + reset": "reset1"}}}}
+    resolved = resolve_spec(spec)
+    assert emcom.report.figure_names(resolved.figures) == ["fig1", "fig2", "fig4", "fig9",
+                                                           "fig12"]
+    fig, caption = emcom.report.figure_kind("fig9", resolved.figures["fig9"]).draw(
+        df, resolved, "fig9")
+    assert caption.startswith("Fig. 9: KL x entropy. Training accuracy")
+    ax = fig.axes[0]  # the dataset `syn`, panel alpha = 1e-4
+    assert ax.get_title().endswith("alpha = 1e-4")
+    thick = [line for line in ax.lines if line.get_linewidth() == 2]
+    assert [line.get_label() for line in thick] == ["beta = 0 (n=4)", "beta = 0.5 (n=4)"]
+    rows = df[(df.stage == "train") & (df.metric == "train_accuracy") & (df.setting == "c64")
+              & (df.dataset == DS)]
+    expected = rows.groupby("step")["value"].mean()
+    np.testing.assert_allclose(thick[1].get_ydata(), expected.to_numpy())
+    paths = write_figures(df, spec, tmp_path, ["fig9", "fig12"])
+    assert sorted(p.name for p in paths) == sorted(
+        f"{n}.{e}" for n in ("fig9", "fig12") for e in ("png", "pdf", "rst"))
+    assert "1 pair + reset" in "".join(
+        t.get_text() for a in emcom.report.figure_kind("fig12", resolved.figures["fig12"]).draw(
+            df, resolved, "fig12")[0].axes for t in a.get_legend().get_texts())
+    with pytest.raises(SpecError, match=r"report.figures.fig9: unknown figure.*kind 'fig3'"):
+        resolve_spec({"figures": {"fig9": {"kind": "fig3"}}})
+    with pytest.raises(SpecError, match=r"report.figures.fig9: unknown figure"):
+        resolve_spec({"figures": {"fig9": {"panels": {}}}})
+    with pytest.raises(SpecError, match=r"fig9.title must be a string"):
+        resolve_spec({"figures": {"fig9": {"kind": "fig1", "title": 3}}})
+    with pytest.raises(SpecError, match=r"report.figures.fig1: unknown figure"):
+        resolve_spec({"figures": {"fig1": {"kind": "fig4"}}})

@@ -10,8 +10,10 @@
 
 from emcom.report.claims import write_claims
 from emcom.report.registry import (
-    CLAIMS_FILES, CLAIMS_STAGES, FIGURES, TABLES, resolve_spec, write_figures, write_tables)
+    CLAIMS_FILES, CLAIMS_STAGES, FIGURES, TABLES, figure_kind, figure_names, figure_stem,
+    resolve_spec, write_figures, write_tables)
 from emcom.report.spec import ReportSpec, SpecError
 
 __all__ = ["CLAIMS_FILES", "CLAIMS_STAGES", "FIGURES", "TABLES", "ReportSpec", "SpecError",
-           "resolve_spec", "write_claims", "write_figures", "write_tables"]
+           "figure_kind", "figure_names", "figure_stem", "resolve_spec", "write_claims",
+           "write_figures", "write_tables"]

@@ -90,11 +90,12 @@ def _finish(ax: Axes, title: str, xlabel: str, ylabel: str, legend: str | None =
         ax.legend(fontsize=8, title=legend, title_fontsize=8)
 
 
-def training_curves(df: pd.DataFrame, spec: ReportSpec) -> tuple[Figure, str]:
-    """Fig. 1: train accuracy over steps, seeds thin, mean thick; a panel per spec panel (rows:
-    datasets)."""
-    entry = spec.figures.get("fig1") or {}
-    panels = {panel: _rows({"rows": rows}, f"report.figures.fig1.panels.{panel}", None, df)
+def training_curves(df: pd.DataFrame, spec: ReportSpec,
+                    name: str = "fig1") -> tuple[Figure, str]:
+    """Fig. 1 (and Figs. 9-11 as its instances): train accuracy over steps, seeds thin, mean
+    thick; a panel per spec panel (rows: datasets)."""
+    entry = spec.figures.get(name) or {}
+    panels = {panel: _rows({"rows": rows}, f"report.figures.{name}.panels.{panel}", None, df)
               for panel, rows in (entry.get("panels") or {"all settings": None}).items()}
     values = curves(df, stage="train", metric="train_accuracy")
     labels = _datasets(values, spec, [r for rows in panels.values() for r in rows])
@@ -117,18 +118,20 @@ def training_curves(df: pd.DataFrame, spec: ReportSpec) -> tuple[Figure, str]:
             if not drawn:
                 _no_data(ax, "stage train, metric train_accuracy")
             _finish(ax, f"{dlabel}: {panel}", "training step", "train accuracy")
-    fig.suptitle("Training accuracy (thin: seeds, thick: mean over seeds)")
+    fig.suptitle(entry.get("title", "Training accuracy") + " (thin: seeds, thick: mean over seeds)")
     caption = ("Training accuracy over training steps (stage `train`, metric `train_accuracy`). "
                "Thin lines are individual seeds, thick lines their mean (as the paper's Fig. 1). "
                f"Panels: {', '.join(panels)}; rows of panels: datasets {', '.join(labels)}.")
-    return fig, caption
+    return fig, _titled(entry, caption)
 
 
-def test_accuracy_curves(df: pd.DataFrame, spec: ReportSpec) -> tuple[Figure, str]:
+def test_accuracy_curves(df: pd.DataFrame, spec: ReportSpec,
+                         name: str = "fig2") -> tuple[Figure, str]:
     """Fig. 2: periodic test accuracy over steps, a panel per evaluation |C|, a line per training
     |C| setting, mean +- std over seeds (rows: datasets)."""
     fallback = (spec.tables.get("fig2") or {}).get("rows")
-    rows = _rows(spec.figures.get("fig2"), "report.figures.fig2.rows", fallback, df)
+    entry = spec.figures.get(name) or {}
+    rows = _rows(entry, f"report.figures.{name}.rows", fallback, df)
     values = curves(df, stage="train", metric="accuracy", split=spec.split,
                     keys=("candidates",))
     labels = _datasets(values, spec, rows)
@@ -153,22 +156,22 @@ def test_accuracy_curves(df: pd.DataFrame, spec: ReportSpec) -> tuple[Figure, st
                 _no_data(ax, f"evaluation |C| = {c}")
             _finish(ax, f"{dlabel}: evaluation |C| = {c}", "training step",
                     f"{spec.split} accuracy", legend="training")
-    fig.suptitle(f"{spec.split.capitalize()} accuracy during training by training |C| "
-                 "(mean ± std over seeds)")
+    fig.suptitle(entry.get("title", f"{spec.split.capitalize()} accuracy during training by "
+                                    "training |C|") + " (mean ± std over seeds)")
     caption = (f"{spec.split.capitalize()} accuracy of the periodic evaluations during "
                "training (stage `train`, metric `accuracy`), one panel per evaluation |C|, one "
                "line per training setting; lines are the mean over seeds, shaded regions +- one "
                "standard deviation over seeds (as the paper's Fig. 2 / Fig. 14).")
-    return fig, caption
+    return fig, _titled(entry, caption)
 
 
-def etl_curves(df: pd.DataFrame, spec: ReportSpec) -> tuple[Figure, str]:
+def etl_curves(df: pd.DataFrame, spec: ReportSpec, name: str = "fig4") -> tuple[Figure, str]:
     """Fig. 4: ETL accuracy over ETL steps, a panel per task, a line per setting, mean +- std over
     seeds of the per-seed mean over frozen speakers x fresh listeners (rows: datasets)."""
-    entry = spec.figures.get("fig4") or {}
+    entry = spec.figures.get(name) or {}
     fallback = (spec.tables.get("table2") or {}).get("rows")
     fallback = {k: v for k, v in (fallback or {}).items() if isinstance(v, str)} or None
-    rows = _rows(entry, "report.figures.fig4.rows", fallback, df)
+    rows = _rows(entry, f"report.figures.{name}.rows", fallback, df)
     tasks = dict(entry.get("tasks") or {"Discrimination": "etl_discrimination",
                                         "Classification": "etl_classification"})
     split = etl_split(df, spec.etl_split)
@@ -189,13 +192,18 @@ def etl_curves(df: pd.DataFrame, spec: ReportSpec) -> tuple[Figure, str]:
                 _no_data(ax, f"stage etl, metric {metric}")
             _finish(ax, f"{dlabel}: {task}", "ETL step", "new-listener accuracy",
                     legend="speakers from")
-    fig.suptitle("Ease and transfer learning (mean ± std over seeds)")
+    fig.suptitle(entry.get("title", "Ease and transfer learning") + " (mean ± std over seeds)")
     caption = ("Ease and transfer learning: accuracy of newly initialised listeners trained on "
                "the frozen speakers' greedy messages (stage `etl`), one panel per task "
                f"({', '.join(tasks)}), one line per setting. Each seed's curve is the mean over "
                "its frozen speakers and fresh listeners; lines are the mean over seeds, shaded "
                "regions +- one standard deviation over seeds (as the paper's Fig. 4).")
-    return fig, caption
+    return fig, _titled(entry, caption)
+
+
+def _titled(entry: Mapping[str, Any], caption: str) -> str:
+    """An instance's caption: its `title`, then its kind's caption."""
+    return f"{entry['title']}. {caption}" if entry.get("title") else caption
 
 
 def save(fig: Figure, caption: str, out_dir: str | os.PathLike, stem: str,

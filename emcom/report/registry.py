@@ -1,6 +1,7 @@
 """Every table and figure the report makes, declared once: how it is built, which stages' tidy
-tables it reads and which spec keys it accepts. The rules (rules/common.smk, rules/report.smk) derive
-their targets and inputs from here; `resolve_spec` checks a `report:` block against it.
+tables it reads and which spec keys it accepts. The rules (rules/common.smk, rules/report.smk)
+derive their targets and inputs from here; `resolve_spec` checks a `report:` block against it.
+A figure kind may be drawn several times: `report.figures.<name>: {kind: fig1, ...}`.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class TableDef:
 class FigureDef:
     name: str
     stem: str                           # file stem of its PNG, PDF and caption
-    draw: Callable[[pd.DataFrame, ReportSpec], tuple[Figure, str]]
+    draw: Callable[[pd.DataFrame, ReportSpec, str], tuple[Figure, str]]  # (df, spec, name)
     stages: tuple[str, ...]
     keys: frozenset[str]
 
@@ -60,6 +61,25 @@ FIGURES: dict[str, FigureDef] = {f.name: f for f in (
     FigureDef("fig2", "fig2_test_accuracy", figures.test_accuracy_curves, ("train",), _ROWS),
     FigureDef("fig4", "fig4_etl", figures.etl_curves, ("etl",), _ROWS | {"tasks"}),
 )}
+
+
+INSTANCE_KEYS = frozenset({"kind", "title"})  # what an instance adds to its kind's keys
+
+
+def figure_kind(name: str, entry: Mapping[str, Any] | None = None) -> FigureDef:
+    """The FigureDef that draws figure `name`: its own, or its entry's `kind` (an instance such as
+    Fig. 9, drawn like Fig. 1 with other panels)."""
+    return FIGURES[name] if name in FIGURES else FIGURES[(entry or {})["kind"]]
+
+
+def figure_stem(name: str) -> str:
+    """File stem of figure `name`: a kind's registered stem, an instance's own name."""
+    return FIGURES[name].stem if name in FIGURES else name
+
+
+def figure_names(spec_figures: Mapping[str, Any] | None) -> list[str]:
+    """Every figure a report makes: each kind (its spec entry or defaults), then each instance."""
+    return list(FIGURES) + [n for n in (spec_figures or {}) if n not in FIGURES]
 
 
 # The claims table (emcom.report.claims) reads every stage: KL from training curves, TopSim from
@@ -96,15 +116,33 @@ def resolve_spec(spec: Mapping[str, Any] | ReportSpec | None,
         checked[group] = {}
         for name, entry in entries.items():
             where = f"report.{group}.{name}"
-            if name not in registry:
-                raise SpecError(f"{where}: unknown {group[:-1]}; expected one of {sorted(registry)}")
-            d = registry[name]
-            kinds = d.kinds if group == "tables" else {MEAN}
-            required = d.rows_required if group == "tables" else False
-            checked[group][name] = check_entry(entry, where, d.keys, kinds, known, required)
+            if group == "tables":
+                if name not in TABLES:
+                    raise SpecError(f"{where}: unknown table; expected one of {sorted(TABLES)}")
+                d = TABLES[name]
+                checked[group][name] = check_entry(entry, where, d.keys, d.kinds, known,
+                                                   d.rows_required)
+            else:
+                checked[group][name] = _check_figure(name, entry, where, known)
     if spec.get("claims") is not None:
         checked["claims"] = resolve_claims(spec["claims"], settings)
     return ReportSpec(**{**spec, **checked})
+
+
+def _check_figure(name: str, entry: Any, where: str, known: set[str] | None) -> dict[str, Any]:
+    """A figure's entry, checked: a kind's (keys of its FigureDef), or an instance's (a `kind`
+    among FIGURES, an optional `title`, and that kind's keys)."""
+    entry = dict(entry or {}) if isinstance(entry, Mapping) or entry is None else entry
+    kind = entry.get("kind", name) if isinstance(entry, dict) else name
+    if kind not in FIGURES or (name in FIGURES and kind != name):
+        raise SpecError(f"{where}: unknown figure; expected one of {sorted(FIGURES)}, or another "
+                        f"name with `kind:` one of them (got kind {kind!r})")
+    extra = {k: entry.pop(k) for k in INSTANCE_KEYS if isinstance(entry, dict) and k in entry}
+    if "title" in extra and not isinstance(extra["title"], str):
+        raise SpecError(f"{where}.title must be a string, got {extra['title']!r}")
+    if name not in FIGURES and name in {d.stem for d in FIGURES.values()}:
+        raise SpecError(f"{where}: the name is a registered figure's file stem; choose another")
+    return {**check_entry(entry, where, FIGURES[kind].keys, {MEAN}, known, False), **extra}
 
 
 def write_tables(df: pd.DataFrame, spec: Mapping[str, Any] | ReportSpec | None,
@@ -127,21 +165,22 @@ def write_tables(df: pd.DataFrame, spec: Mapping[str, Any] | ReportSpec | None,
 
 def write_figures(df: pd.DataFrame, spec: Mapping[str, Any] | ReportSpec | None,
                   out_dir: str | os.PathLike, names: Iterable[str] | None = None) -> list[Path]:
-    """Draws and writes the figures (`names`, default all of `FIGURES`); returns the paths.
+    """Draws and writes the figures (`names`, default `figure_names`); returns the paths.
 
-    A figure need not be listed in `spec.figures`: its rows then default to the matching table's
-    rows (Fig. 2: `tables.fig2.rows`, Fig. 4: the plain rows of `tables.table2.rows`), or to every
-    setting present.
+    A figure kind need not be listed in `spec.figures`: its rows then default to the matching
+    table's rows (Fig. 2: `tables.fig2.rows`, Fig. 4: the plain rows of `tables.table2.rows`), or
+    to every setting present. An instance (`spec.figures.<name>` with `kind:`) is drawn by its
+    kind from its own entry and written as `<name>.*`.
     """
     spec = resolve_spec(spec)
     df = check_frame(df)
     paths = []
-    for name in list(names or FIGURES):
-        if name not in FIGURES:
-            raise SpecError(f"unknown figure {name!r}; expected one of {list(FIGURES)}")
-        d = FIGURES[name]
-        fig, caption = d.draw(df, spec)
-        paths += figures.save(fig, caption, out_dir, d.stem,
+    for name in list(names or figure_names(spec.figures)):
+        if name not in FIGURES and name not in spec.figures:
+            raise SpecError(f"unknown figure {name!r}; expected one of "
+                            f"{figure_names(spec.figures)}")
+        fig, caption = figure_kind(name, spec.figures.get(name)).draw(df, spec, name)
+        paths += figures.save(fig, caption, out_dir, figure_stem(name),
                               config={"figure": spec.figures.get(name), "split": spec.split,
                                       "etl_split": spec.etl_split, "datasets": spec.datasets})
     return paths
