@@ -364,7 +364,8 @@ def test_figures_and_cli(data, tmp_path):
     paths = cli(["figures", str(tidy), "--spec", str(spec_file), "--out", str(tmp_path / "f")])
     names = sorted(p.name for p in paths)
     assert names == sorted(f"{s}.{e}" for s in ("fig1_training", "fig2_test_accuracy",
-                                                 "fig4_etl") for e in ("png", "pdf", "rst"))
+                                                 "fig4_etl", "fig13_by_eval_candidates")
+                           for e in ("png", "pdf", "rst"))
     for p in paths:
         head = p.read_bytes()[:8]
         assert p.stat().st_size > 1000 or p.suffix == ".rst"
@@ -409,8 +410,8 @@ def test_figure_instances_are_drawn_by_their_kind_from_their_own_entry(data, tmp
             "beta = 0": "c16", "beta = 0.5": "c64"}}}, "fig12": {
         "kind": "fig4", "rows": {"1 pair": "pairs1", "1 pair + reset": "reset1"}}}}
     resolved = resolve_spec(spec)
-    assert emcom.report.figure_names(resolved.figures) == ["fig1", "fig2", "fig4", "fig9",
-                                                           "fig12"]
+    assert emcom.report.figure_names(resolved.figures) == ["fig1", "fig2", "fig4", "fig13",
+                                                           "fig9", "fig12"]
     fig, caption = emcom.report.figure_kind("fig9", resolved.figures["fig9"]).draw(
         df, resolved, "fig9")
     assert caption.startswith("Fig. 9: KL x entropy. Training accuracy")
@@ -436,3 +437,17 @@ def test_figure_instances_are_drawn_by_their_kind_from_their_own_entry(data, tmp
         resolve_spec({"figures": {"fig9": {"kind": "fig1", "title": 3}}})
     with pytest.raises(SpecError, match=r"report.figures.fig1: unknown figure"):
         resolve_spec({"figures": {"fig1": {"kind": "fig4"}}})
+
+
+def test_fig13_has_a_panel_per_training_setting_and_a_line_per_eval_candidates(data):
+    df, _ = data
+    spec = resolve_spec(SPEC)
+    fig, caption = emcom.report.FIGURES["fig13"].draw(df, spec, "fig13")
+    assert "one panel per training setting" in caption
+    ax = fig.axes[1]  # dataset `syn`, training |C| = 64 (the rows of tables.fig2)
+    assert ax.get_title() == "syn: training |C| = 64"
+    lines = [line for line in ax.lines if line.get_linewidth() == 2]
+    assert [line.get_label() for line in lines] == [f"|C| = {c} (n=4)" for c in EVAL_C]
+    rows = df[(df.stage == "train") & (df.metric == "accuracy") & (df.setting == "c64")
+              & (df.candidates == 16) & (df.split == "test") & (df.dataset == DS)]
+    np.testing.assert_allclose(lines[0].get_ydata(), rows.groupby("step")["value"].mean())

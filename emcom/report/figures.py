@@ -1,5 +1,5 @@
 """The paper's figures from the tidy tables: training curves (Fig. 1), test accuracy over training
-per training |C| (Fig. 2), ease-of-learning curves (Fig. 4).
+per training |C| (Fig. 2) and per evaluation |C| (Fig. 13), ease-of-learning curves (Fig. 4).
 
 Each figure is written as `<name>.png`, `<name>.pdf` and `<name>.rst` (its caption, for
 Snakemake's `report()`), atomically, with `<name>.png.provenance.json`. Figures are drawn on
@@ -162,6 +162,41 @@ def test_accuracy_curves(df: pd.DataFrame, spec: ReportSpec,
                "training (stage `train`, metric `accuracy`), one panel per evaluation |C|, one "
                "line per training setting; lines are the mean over seeds, shaded regions +- one "
                "standard deviation over seeds (as the paper's Fig. 2 / Fig. 14).")
+    return fig, _titled(entry, caption)
+
+
+def candidates_curves(df: pd.DataFrame, spec: ReportSpec,
+                      name: str = "fig13") -> tuple[Figure, str]:
+    """Fig. 13: the curves of Fig. 2 the other way round: a panel per training setting, a line
+    per evaluation |C|, mean +- std over seeds (rows: datasets)."""
+    entry = spec.figures.get(name) or {}
+    fallback = (spec.tables.get("fig2") or {}).get("rows")
+    rows = _rows(entry, f"report.figures.{name}.rows", fallback, df)
+    values = curves(df, stage="train", metric="accuracy", split=spec.split,
+                    keys=("candidates",))
+    labels = _datasets(values, spec, rows)
+    cands = sorted(set(values.index.get_level_values("candidates"))) if len(values) else []
+    fig, axes = _grid(max(len(labels), 1), len(rows))
+    for i, (dataset, dlabel) in enumerate(labels.items() or [("", "no dataset")]):
+        for j, row in enumerate(rows):
+            ax = axes[i, j]
+            v = restrict(values, dataset, row.setting)
+            for k, c in enumerate(cands):
+                w = v[v.index.get_level_values("candidates") == c]
+                if len(w):
+                    steps, seeds = _seed_matrix(w.droplevel(["dataset", "setting", "candidates"]))
+                    _mean_band(ax, steps, seeds, COLORS[k % len(COLORS)], f"|C| = {c}")
+            if not len(v):
+                _no_data(ax, f"stage train, metric accuracy, split {spec.split}")
+            _finish(ax, f"{dlabel}: training {row.label}", "training step",
+                    f"{spec.split} accuracy", legend="evaluation")
+    fig.suptitle(entry.get("title", f"{spec.split.capitalize()} accuracy during training by "
+                                    "evaluation |C|") + " (mean ± std over seeds)")
+    caption = (f"{spec.split.capitalize()} accuracy of the periodic evaluations during training "
+               "(stage `train`, metric `accuracy`), one panel per training setting, one line per "
+               "evaluation |C| (as the paper's Fig. 13): the harder the evaluation, the more the "
+               "training settings differ. Lines are the mean over seeds, shaded regions +- one "
+               "standard deviation over seeds.")
     return fig, _titled(entry, caption)
 
 

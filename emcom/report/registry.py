@@ -60,6 +60,7 @@ FIGURES: dict[str, FigureDef] = {f.name: f for f in (
               frozenset({"panels"})),
     FigureDef("fig2", "fig2_test_accuracy", figures.test_accuracy_curves, ("train",), _ROWS),
     FigureDef("fig4", "fig4_etl", figures.etl_curves, ("etl",), _ROWS | {"tasks"}),
+    FigureDef("fig13", "fig13_by_eval_candidates", figures.candidates_curves, ("train",), _ROWS),
 )}
 
 
