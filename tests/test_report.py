@@ -451,3 +451,19 @@ def test_fig13_has_a_panel_per_training_setting_and_a_line_per_eval_candidates(d
     rows = df[(df.stage == "train") & (df.metric == "accuracy") & (df.setting == "c64")
               & (df.candidates == 16) & (df.split == "test") & (df.dataset == DS)]
     np.testing.assert_allclose(lines[0].get_ydata(), rows.groupby("step")["value"].mean())
+
+
+def test_fig4_best_of_row_is_the_best_validation_seed_and_attributes_have_a_panel(data):
+    df, truth = data
+    spec = resolve_spec({**SPEC, "figures": {"fig4": {"rows": {
+        "best 1 pair": {"best_of": "pairs1"}, "1 pair": "pairs1"}}}})
+    fig, _ = emcom.report.FIGURES["fig4"].draw(df, spec, "fig4")
+    assert [ax.get_title() for ax in fig.axes[:3]] == [
+        "syn: Discrimination", "syn: Classification", "syn: Attributes"]
+    valid = {s: truth.acc["pairs1", s, "valid", 64].mean() for s in SEEDS}
+    best = max(SEEDS, key=lambda s: (valid[s], -s))
+    line = next(x for x in fig.axes[0].lines if x.get_label().startswith("best 1 pair"))
+    assert line.get_label() == f"best 1 pair (seed {best}) (n=1)"
+    rows = df[(df.stage == "etl") & (df.metric == "etl_discrimination") & (df.setting == "pairs1")
+              & (df.seed == best) & (df.dataset == DS)]
+    np.testing.assert_allclose(line.get_ydata(), rows.groupby("step")["value"].mean())

@@ -20,8 +20,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from emcom import provenance
-from emcom.report.select import RUN, dataset_labels, etl_split, finest, restrict, run_values, select
-from emcom.report.spec import ReportSpec, Row, parse_rows
+from emcom.report.select import (
+    RUN, best_seed, dataset_labels, etl_split, finest, main_candidates, restrict, run_values,
+    select, validation_accuracy)
+from emcom.report.spec import BEST, MEAN, ReportSpec, Row, parse_rows
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +41,11 @@ def curves(df: pd.DataFrame, *, stage: str, metric: str, split: str | None = Non
 
 
 def _rows(entry: Mapping[str, Any] | None, where: str, fallback: Any,
-          df: pd.DataFrame) -> list[Row]:
+          df: pd.DataFrame, kinds: frozenset[str] = frozenset({MEAN})) -> list[Row]:
     """The figure's `rows`, else `fallback` rows (a table's), else every setting present."""
     rows = (entry or {}).get("rows") or fallback
     if rows:
-        return parse_rows(rows, where)
+        return parse_rows(rows, where, kinds)
     return [Row(s, s) for s in sorted(set(df["setting"]))]
 
 
@@ -205,12 +207,15 @@ def etl_curves(df: pd.DataFrame, spec: ReportSpec, name: str = "fig4") -> tuple[
     seeds of the per-seed mean over frozen speakers x fresh listeners (rows: datasets)."""
     entry = spec.figures.get(name) or {}
     fallback = (spec.tables.get("table2") or {}).get("rows")
-    fallback = {k: v for k, v in (fallback or {}).items() if isinstance(v, str)} or None
-    rows = _rows(entry, f"report.figures.{name}.rows", fallback, df)
+    fallback = {k: v for k, v in (fallback or {}).items()
+                if isinstance(v, str) or BEST in v} or None
+    rows = _rows(entry, f"report.figures.{name}.rows", fallback, df, frozenset({MEAN, BEST}))
     tasks = dict(entry.get("tasks") or {"Discrimination": "etl_discrimination",
-                                        "Classification": "etl_classification"})
+                                        "Classification": "etl_classification",
+                                        "Attributes": "etl_attributes"})
     split = etl_split(df, spec.etl_split)
     values = {m: curves(df, stage="etl", metric=m, split=split) for m in tasks.values()}
+    valid = validation_accuracy(df, main_candidates(df, spec.main_candidates))
     labels = _datasets(pd.concat(values.values()), spec, rows)
     fig, axes = _grid(max(len(labels), 1), len(tasks))
     for j, (task, metric) in enumerate(tasks.items()):
@@ -218,10 +223,14 @@ def etl_curves(df: pd.DataFrame, spec: ReportSpec, name: str = "fig4") -> tuple[
             ax = axes[i, j]
             drawn = False
             for k, row in enumerate(rows):
-                v = restrict(values[metric], dataset, row.setting)
+                v, label = restrict(values[metric], dataset, row.setting), row.label
+                if row.kind == BEST:  # the seed of the best validation accuracy, as Table 2's
+                    best = best_seed(valid, dataset, row.setting)
+                    v = v[v.index.get_level_values("seed") == (best or (-1,))[0]]
+                    label = f"{row.label} (seed {best[0]})" if best else label
                 if len(v):
                     steps, seeds = _seed_matrix(v.droplevel(["dataset", "setting"]))
-                    _mean_band(ax, steps, seeds, COLORS[k % len(COLORS)], row.label)
+                    _mean_band(ax, steps, seeds, COLORS[k % len(COLORS)], label)
                     drawn = True
             if not drawn:
                 _no_data(ax, f"stage etl, metric {metric}")
@@ -232,7 +241,8 @@ def etl_curves(df: pd.DataFrame, spec: ReportSpec, name: str = "fig4") -> tuple[
                "the frozen speakers' greedy messages (stage `etl`), one panel per task "
                f"({', '.join(tasks)}), one line per setting. Each seed's curve is the mean over "
                "its frozen speakers and fresh listeners; lines are the mean over seeds, shaded "
-               "regions +- one standard deviation over seeds (as the paper's Fig. 4).")
+               "regions +- one standard deviation over seeds (as the paper's Fig. 4); a \"best\" "
+               "line is the one seed with the best validation accuracy (Table 2's best 1 pair).")
     return fig, _titled(entry, caption)
 
 

@@ -39,6 +39,7 @@ class FigureDef:
     draw: Callable[[pd.DataFrame, ReportSpec, str], tuple[Figure, str]]  # (df, spec, name)
     stages: tuple[str, ...]
     keys: frozenset[str]
+    kinds: frozenset[str] = frozenset({MEAN})  # row kinds its `rows` may use
 
 
 _ROWS, _CANDS = frozenset({"rows"}), frozenset({"rows", "main_candidates"})
@@ -59,7 +60,8 @@ FIGURES: dict[str, FigureDef] = {f.name: f for f in (
     FigureDef("fig1", "fig1_training", figures.training_curves, ("train",),
               frozenset({"panels"})),
     FigureDef("fig2", "fig2_test_accuracy", figures.test_accuracy_curves, ("train",), _ROWS),
-    FigureDef("fig4", "fig4_etl", figures.etl_curves, ("etl",), _ROWS | {"tasks"}),
+    FigureDef("fig4", "fig4_etl", figures.etl_curves, ("etl", "eval"), _ROWS | {"tasks"},
+              frozenset({MEAN, BEST})),
     FigureDef("fig13", "fig13_by_eval_candidates", figures.candidates_curves, ("train",), _ROWS),
 )}
 
@@ -143,7 +145,8 @@ def _check_figure(name: str, entry: Any, where: str, known: set[str] | None) -> 
         raise SpecError(f"{where}.title must be a string, got {extra['title']!r}")
     if name not in FIGURES and name in {d.stem for d in FIGURES.values()}:
         raise SpecError(f"{where}: the name is a registered figure's file stem; choose another")
-    return {**check_entry(entry, where, FIGURES[kind].keys, {MEAN}, known, False), **extra}
+    d = FIGURES[kind]
+    return {**check_entry(entry, where, d.keys, d.kinds, known, False), **extra}
 
 
 def write_tables(df: pd.DataFrame, spec: Mapping[str, Any] | ReportSpec | None,
