@@ -25,6 +25,16 @@ from emcom.step import StepMetrics
 log = logging.getLogger(__name__)
 
 TRAIN_METRICS = StepMetrics._fields
+# What a run costs (Table 5), logged beside the metrics; they differ between identical runs.
+COST_METRICS = ("steps_per_second", "train_seconds", "peak_memory_mib")
+DEVICE = "device/"  # + the device kind: the metric of a row naming what an attempt trained on
+POPULATION = "num_speakers"  # logged with the device row: the N of the paper's Table 5
+
+
+def is_cost(metric: str) -> bool:
+    """Whether a train row describes the run's cost (time, memory, device, N), not its learning:
+    such rows differ between identical runs, or repeat once per attempt of a resumed run."""
+    return metric in COST_METRICS or metric == POPULATION or metric.startswith(DEVICE)
 
 
 def train_row(metric: str, value: float, step: int, split: str = "train", candidates: int = -1,
@@ -46,12 +56,15 @@ class TrainLog:
         self.path, self.eval_dataset, self.candidates = path, eval_dataset, candidates
         self.rows: list[dict] = []
         self.window: list[np.ndarray] = []
+        self.seconds = 0.0  # time in training updates so far, every attempt of the run included
+        self.attempt: list[tuple[str, float]] = []  # (metric, value) rows to log once per attempt
 
-    def start(self, resumed_step: int | None, window: Iterable = ()) -> None:
-        """Begins a fresh log, or keeps the rows up to `resumed_step` and its window."""
+    def start(self, resumed_step: int | None, window: Iterable = (), seconds: float = 0.0) -> None:
+        """Begins a fresh log, or keeps the rows up to `resumed_step`, its window and time."""
         if resumed_step is not None:
             self.rows = _read_progress(self.path, resumed_step)
             self.window = [np.asarray(w, np.float32) for w in window]
+            self.seconds = float(seconds)
         elif self.path is not None:
             self.path.unlink(missing_ok=True)
         if self.path is not None:
@@ -62,15 +75,19 @@ class TrainLog:
         """Adds a compiled call's per-step metrics ((len(TRAIN_METRICS), k) array)."""
         self.window.append(metrics)
 
-    def train_rows(self, step: int, steps_per_second: float) -> list[dict]:
-        """The means of the window's finite values as rows at `step`; empties the window."""
+    def train_rows(self, step: int, steps_per_second: float, peak_mib: float) -> list[dict]:
+        """The means of the window's finite values as rows at `step`, then the cost rows
+        (`COST_METRICS`: the last call's speed, `seconds`, `peak_mib`); empties the window."""
         w = np.concatenate(self.window, axis=1)
         rows = []
         for name, values in zip(TRAIN_METRICS, w):
             finite = values[np.isfinite(values)]
             if finite.size:
                 rows.append(self.row(name, finite.mean(), step))
-        rows.append(self.row("steps_per_second", steps_per_second, step))
+        rows += [self.row(name, value, step) for name, value in zip(
+            COST_METRICS, (steps_per_second, self.seconds, peak_mib))]
+        rows += [self.row(name, value, step) for name, value in self.attempt]
+        self.attempt = []
         self.window = []
         return rows
 
@@ -127,7 +144,8 @@ class Checkpointer:
         if self.out is not None:
             checkpoint.save(self.latest, state, self.cfg, {
                 "best_valid_loss": self.best_loss, "best_step": self.best_step,
-                "data_step": step, "log_window": train_log.carry()}, keep_previous=True)
+                "data_step": step, "log_window": train_log.carry(),
+                "train_seconds": train_log.seconds}, keep_previous=True)
 
 
 def claim_resume_point(out: Path, identity: dict) -> None:

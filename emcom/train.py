@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import resource
 import time
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -24,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from emcom import agents, config as config_lib, game, parallel, population, tidy
+from emcom import agents, config as config_lib, game, parallel, population, progress, tidy
 from emcom.config import TrainConfig
 from emcom.progress import Checkpointer, TrainLog, claim_resume_point
 from emcom.provenance import write_provenance
@@ -129,6 +130,15 @@ class TrainResult(NamedTuple):
     best_valid_loss: float
 
 
+def peak_memory_mib(mesh) -> float:
+    """Peak memory of this process so far: the first device's peak bytes in use where its
+    backend reports them (GPUs), else the host's peak resident set (CPU: what the job costs)."""
+    stats = mesh.devices.flat[0].memory_stats() or {}
+    if "peak_bytes_in_use" in stats:
+        return stats["peak_bytes_in_use"] / 2 ** 20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
 def train(config: dict | TrainConfig | None, train_x: np.ndarray,
           valid_x: np.ndarray | None = None, test_x: np.ndarray | None = None,
           out_dir: str | Path | None = None, *, eval_dataset: str = "", devices=None,
@@ -169,11 +179,14 @@ def train(config: dict | TrainConfig | None, train_x: np.ndarray,
     ckpt = checkpointer.restore(feature_dim)
     if ckpt is not None:
         state = ckpt.state
-        train_log.start(ckpt.step, ckpt.meta.get("log_window", []))
+        train_log.start(ckpt.step, ckpt.meta.get("log_window", []),
+                        ckpt.meta.get("train_seconds", 0.0))
     else:
         state = population.init_state(cfg, speaker, listener, feature_dim)
         train_log.start(None)
 
+    train_log.attempt = [(progress.DEVICE + mesh.devices.flat[0].device_kind, mesh.devices.size),
+                         (progress.POPULATION, cfg.population.num_speakers)]
     state = parallel.replicate(state, mesh)
     on_device = train_x.nbytes <= max_device_bytes
     update = make_update(cfg, speaker, listener, feature_dim, mesh, on_device)
@@ -210,9 +223,11 @@ def train(config: dict | TrainConfig | None, train_x: np.ndarray,
                 pending = prefetch.submit(host_batches, end, chunk_end(end) - end)
             state, metrics = update(state, parallel.shard_batch(xs, mesh, batch_axis=1))
         train_log.accumulate(np.stack(jax.device_get(metrics)))  # (6, k) per-step means
+        seconds = max(time.perf_counter() - tick, 1e-9)
+        train_log.seconds += seconds
         rows = []
         if due(end, t.log_every):
-            rows = train_log.train_rows(end, (end - step) / max(time.perf_counter() - tick, 1e-9))
+            rows = train_log.train_rows(end, (end - step) / seconds, peak_memory_mib(mesh))
             last = {r["metric"]: r["value"] for r in rows}
             log.info("step %d/%d  %.2f steps/s  acc %.4f  speaker %.4f  listener %.4f  "
                      "entropy %.3f  kl %.4f", end, t.steps, last["steps_per_second"],

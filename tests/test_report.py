@@ -467,3 +467,42 @@ def test_fig4_best_of_row_is_the_best_validation_seed_and_attributes_have_a_pane
     rows = df[(df.stage == "etl") & (df.metric == "etl_discrimination") & (df.setting == "pairs1")
               & (df.seed == best) & (df.dataset == DS)]
     np.testing.assert_allclose(line.get_ydata(), rows.groupby("step")["value"].mean())
+
+
+def test_table5_cost_from_the_train_stage_cost_rows(tmp_path):
+    """Speed: mean over seeds of each run's median steps/s; memory: of each run's largest peak;
+    time: of each run's last train_seconds; the paper's V100 figures beside the same N."""
+    rng = np.random.default_rng(3)
+    rows, truth = [], {}
+    for setting, n in (("p1", 1), ("p10", 10)):
+        for seed in range(3):
+            speeds, mems = rng.uniform(5, 10, 4), rng.uniform(100, 200, 4)
+            truth[setting, seed] = (np.median(speeds), mems.max(), 40.0 * (seed + 1))
+            for k, step in enumerate((10, 20, 30, 40)):
+                for metric, value in (("steps_per_second", speeds[k]),
+                                      ("peak_memory_mib", mems[k]),
+                                      ("train_seconds", 10.0 * (seed + 1) * (k + 1))):
+                    rows.append(dict(dataset=DS, setting=setting, seed=seed, stage="train",
+                                     eval_dataset=DS, split="train", candidates=-1, speaker=-1,
+                                     listener=-1, metric=metric, value=value, step=step))
+            for metric, value in (("num_speakers", n), ("device/cpu", 1)):
+                rows.append(dict(dataset=DS, setting=setting, seed=seed, stage="train",
+                                 eval_dataset=DS, split="train", candidates=-1, speaker=-1,
+                                 listener=-1, metric=metric, value=value, step=10))
+    df = pd.DataFrame(rows, columns=list(COLUMNS))
+    spec = {"tables": {"table5": {"rows": {"1 pair": "p1", "10 pairs": "p10"}}}}
+    write_tables(df, spec, tmp_path, ["table5"])
+    got = pd.read_csv(tmp_path / "table5.csv")
+    for label, setting, n, paper in (("1 pair", "p1", 1, (25, 0.29)),
+                                     ("10 pairs", "p10", 10, (223, 0.71))):
+        cell = got[got["row"] == f"{label} ({DS})"].set_index("column")["value"]
+        speed = np.mean([truth[setting, s][0] for s in range(3)])
+        assert cell["N"] == n
+        assert cell["steps/s"] == pytest.approx(speed, abs=0.01)
+        assert cell["step (ms)"] == pytest.approx(1000 / speed, abs=0.01)
+        assert cell["peak memory (MiB)"] == pytest.approx(
+            np.mean([truth[setting, s][1] for s in range(3)]), abs=0.01)
+        assert cell["training (min)"] == pytest.approx(80.0 / 60, abs=0.01)  # (40+80+120)/3 s
+        assert (cell["paper: step (ms)"], cell["paper: memory (GiB)"]) == paper
+    md = (tmp_path / "table5.md").read_text()
+    assert "trained on cpu" in md and "CelebA block for N = 10: 293 ms" in md

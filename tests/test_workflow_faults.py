@@ -14,6 +14,8 @@ import pandas as pd
 from conftest import SNAKEFILE, TINY, snakemake_env
 from test_workflow_resume import descendants
 
+from emcom.progress import is_cost
+
 # stage -> the adapter script Snakemake runs it as (.snakemake/scripts/tmp*.<script>)
 SCRIPTS = {"data": b".data_synthetic.py", "train": b".train.py", "evaluate": b".evaluate.py",
            "language": b".language.py", "etl": b".etl.py", "report": b".report_table.py"}
@@ -44,7 +46,7 @@ def working(stage: str, workdir: Path, seen_for: float) -> bool:
 
 def comparable(path: Path) -> pd.DataFrame:
     df = pd.read_parquet(path)
-    return df[df["metric"] != "steps_per_second"].reset_index(drop=True)
+    return df[~df["metric"].map(is_cost)].reset_index(drop=True)
 
 
 def test_sigkill_in_every_stage_resumes_to_the_uninterrupted_tables(tmp_path, tiny_run,

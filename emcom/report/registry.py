@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Mapping
 import pandas as pd
 from matplotlib.figure import Figure
 
-from emcom.report import figures, population_tables, training_tables
+from emcom.report import cost_table, figures, population_tables, training_tables
 from emcom.report.claims_spec import resolve_claims
 from emcom.report.select import check_frame
 from emcom.report.spec import (
@@ -49,6 +49,7 @@ TABLES: dict[str, TableDef] = {t.name: t for t in (
     TableDef("fig3", training_tables.fig3_table, ("eval", "language"), _CANDS),
     TableDef("table1", training_tables.table1, ("eval", "etl"), _CANDS | {"tasks"}),
     TableDef("table2", population_tables.table2, ("eval",), _CANDS, _POPULATION),
+    TableDef("table5", cost_table.table5, ("train",), _ROWS),
     TableDef("table6", population_tables.table6, ("eval",), _CANDS, _POPULATION),
     TableDef("table7", training_tables.table7, ("etl",), _ROWS),
     TableDef("table8", population_tables.table8, ("eval",), _CANDS | {"split", "datasets"},
