@@ -199,12 +199,12 @@ def report_spec(table=None):
 
 
 def report_targets():
-    """Every table (CSV, Markdown, LaTeX) and figure (PNG, PDF, caption) of `report:`, and the
+    """Every table (CSV, Markdown, LaTeX, HTML) and figure (PNG, PDF, caption) of `report:`, and the
     claims table when `report.claims` is set."""
     tables = [
-        f"{REPORT}/tables/{name}.{ext}"
+        f"{REPORT}/tables/{name}{ext}"
         for name in config["report"]["tables"]
-        for ext in ("csv", "md", "tex")
+        for ext in emcom.report.TABLE_FORMATS
     ]
     figures = [
         f"{REPORT}/figures/{emcom.report.figure_stem(name)}.{ext}"

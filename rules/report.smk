@@ -14,9 +14,15 @@ rule report_table:
         csv=f"{REPORT}/tables/{{table}}.csv",
         md=f"{REPORT}/tables/{{table}}.md",
         tex=f"{REPORT}/tables/{{table}}.tex",
+        html=report(
+            f"{REPORT}/tables/{{table}}.html",
+            caption="../docs/captions/table.rst",
+            category="3. Tables",
+        ),
         provenance=f"{REPORT}/tables/{{table}}.csv.provenance.json",
     params:
         spec=lambda wc: report_spec(wc.table),
+        caption=lambda wc: TABLES[wc.table].caption,  # what docs/captions/table.rst shows
     wildcard_constraints:
         table="|".join(TABLES),
     log:

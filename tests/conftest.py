@@ -21,6 +21,7 @@ import yaml
 import emcom.experiments
 import emcom.names
 from emcom.progress import is_cost
+from emcom.report import TABLE_FORMATS
 
 REPO = Path(__file__).resolve().parent.parent
 SNAKEFILE = REPO / "Snakefile"
@@ -174,8 +175,8 @@ def check_tiny_outputs(workdir: Path, config_path: Path = TINY) -> None:
 
     tables = workdir / "results/report/tables"
     for name in config["report"]["tables"]:
-        for ext in ("csv", "md", "tex"):
-            assert (tables / f"{name}.{ext}").stat().st_size > 0, (name, ext)
+        for ext in TABLE_FORMATS:
+            assert (tables / f"{name}{ext}").stat().st_size > 0, (name, ext)
     main = config["report"]["main_candidates"]
     seeds = [(d, s) for d, setting, s in runs(config) if setting == "1pair"]
     evals = pd.concat(pd.read_parquet(workdir / f"results/{d}/1pair/seed{s}/eval.parquet")

@@ -7,6 +7,7 @@ numbers are recomputed from those arrays with numpy/scipy, never from the DataFr
 from __future__ import annotations
 
 import dataclasses
+import html
 import math
 import pathlib
 import re
@@ -19,7 +20,7 @@ import yaml
 
 import emcom.report
 from emcom.report import SpecError, resolve_spec, write_figures, write_tables
-from emcom.report import TABLES, select, spec as S
+from emcom.report import TABLE_FORMATS, TABLES, select, spec as S
 from emcom.report.__main__ import main as cli
 from emcom.report.figures import curves
 from emcom.tidy import COLUMNS
@@ -157,7 +158,7 @@ def cells(path):
 def test_fig2_table_mean_and_standard_error_over_seeds(data, tmp_path):
     df, truth = data
     paths = write_tables(df, SPEC, tmp_path, ["fig2"])
-    assert [p.name for p in paths] == ["fig2.csv", "fig2.md", "fig2.tex"]
+    assert [p.name for p in paths] == ["fig2.csv", "fig2.md", "fig2.tex", "fig2.html"]
     got = cells(tmp_path / "fig2.csv")
     for label, setting in (("|C| = 16", "c16"), ("|C| = 64", "c64")):
         for c in EVAL_C:
@@ -295,7 +296,7 @@ def test_missing_inputs_are_written_as_no_data(data, tmp_path):
     spec = {**SPEC, "tables": {**SPEC["tables"],
                                "table6": {"rows": {"1 pair": "pairs1", "typo": "nope"}}}}
     paths = write_tables(only_eval, spec, tmp_path)
-    assert len(paths) == 3 * len(SPEC["tables"]) and all(p.exists() for p in paths)
+    assert len(paths) == len(TABLE_FORMATS) * len(SPEC["tables"]) and all(p.exists() for p in paths)
     for name in ("table7", "table8", "transfer"):
         assert "_No data" in (tmp_path / f"{name}.md").read_text()
         assert pd.read_csv(tmp_path / f"{name}.csv").empty
@@ -306,11 +307,12 @@ def test_missing_inputs_are_written_as_no_data(data, tmp_path):
     table6 = (tmp_path / "table6.md").read_text()
     assert "| typo | n/a | n/a |" in table6 and "no rows for setting(s) ['nope']" in table6
     figs = write_figures(only_eval, spec, tmp_path / "figs")
-    assert len(figs) == 9 and all(p.stat().st_size > 0 for p in figs)
+    assert len(figs) == 3 * len(emcom.report.FIGURES) and all(p.stat().st_size > 0 for p in figs)
     empty = df.iloc[:0]
     paths = write_tables(empty, SPEC, tmp_path / "empty") + write_figures(empty, SPEC,
                                                                           tmp_path / "empty")
-    assert all(p.exists() for p in paths) and len(paths) == 3 * len(SPEC["tables"]) + 9
+    assert all(p.exists() for p in paths) and len(paths) == (
+        len(TABLE_FORMATS) * len(SPEC["tables"]) + 3 * len(emcom.report.FIGURES))
     assert "_No data" in (tmp_path / "empty" / "table2.md").read_text()
 
 
@@ -406,7 +408,8 @@ def test_figure_instances_are_drawn_by_their_kind_from_their_own_entry(data, tmp
     own title, written as <name>.*; the thick line is the mean over seeds of the settings' rows."""
     df, _ = data
     spec = {**SPEC, "figures": {**SPEC["figures"], "fig9": {
-        "kind": "fig1", "title": "Fig. 9: KL x entropy", "panels": {"alpha = 1e-4": {
+        "kind": "fig1", "title": "Fig. 9: KL x entropy", "caption": "The paper: chaotic.",
+        "panels": {"alpha = 1e-4": {
             "beta = 0": "c16", "beta = 0.5": "c64"}}}, "fig12": {
         "kind": "fig4", "rows": {"1 pair": "pairs1", "1 pair + reset": "reset1"}}}}
     resolved = resolve_spec(spec)
@@ -415,6 +418,7 @@ def test_figure_instances_are_drawn_by_their_kind_from_their_own_entry(data, tmp
     fig, caption = emcom.report.figure_kind("fig9", resolved.figures["fig9"]).draw(
         df, resolved, "fig9")
     assert caption.startswith("Fig. 9: KL x entropy. Training accuracy")
+    assert caption.endswith(" The paper: chaotic.")
     ax = fig.axes[0]  # the dataset `syn`, panel alpha = 1e-4
     assert ax.get_title().endswith("alpha = 1e-4")
     thick = [line for line in ax.lines if line.get_linewidth() == 2]
@@ -506,3 +510,18 @@ def test_table5_cost_from_the_train_stage_cost_rows(tmp_path):
         assert (cell["paper: step (ms)"], cell["paper: memory (GiB)"]) == paper
     md = (tmp_path / "table5.md").read_text()
     assert "trained on cpu" in md and "CelebA block for N = 10: 293 ms" in md
+
+
+def test_tables_are_also_written_as_html_for_the_report(data, tmp_path):
+    df, _ = data
+    paths = write_tables(df, SPEC, tmp_path, ["table2"])
+    assert [p.suffix for p in paths] == [".csv", ".md", ".tex", ".html"]
+    page = (tmp_path / "table2.html").read_text()
+    md = (tmp_path / "table2.md").read_text()
+    assert "<h3>Table 2" in page
+    assert page.count("<tr>") == sum(1 for line in md.splitlines() if line.startswith("| "))
+    # every cell text of the Markdown table is in the HTML one
+    cells = [c.strip() for line in md.splitlines() if line.startswith("| ") and "---" not in line
+             for c in line.strip("|").split(" | ")]
+    assert all(html.escape(c.replace("\\|", "|")) in page for c in cells)
+    assert all(emcom.report.TABLES[name].caption for name in emcom.report.TABLES)

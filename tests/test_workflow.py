@@ -110,6 +110,7 @@ def test_report_html_shows_the_figures(tiny_run, tmp_path):
     snakemake(tiny_run, "--report", str(tmp_path / "report.html"))
     html = (tmp_path / "report.html").read_text(errors="replace")
     assert "fig1_training.png" in html and "fig4_etl.png" in html
+    assert "table2.html" in html and "3. Tables" in html  # tables too, with their captions
 
 
 def test_etl_change_reruns_only_etl_and_what_reads_it(tiny_run, tmp_path, jax_cache):

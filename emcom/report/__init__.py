@@ -13,7 +13,8 @@ from emcom.report.registry import (
     CLAIMS_FILES, CLAIMS_STAGES, FIGURES, TABLES, figure_kind, figure_names, figure_stem,
     resolve_spec, write_figures, write_tables)
 from emcom.report.spec import ReportSpec, SpecError
+from emcom.report.table import FORMATS as TABLE_FORMATS
 
-__all__ = ["CLAIMS_FILES", "CLAIMS_STAGES", "FIGURES", "TABLES", "ReportSpec", "SpecError",
-           "figure_kind", "figure_names", "figure_stem", "resolve_spec", "write_claims",
+__all__ = ["CLAIMS_FILES", "CLAIMS_STAGES", "FIGURES", "TABLES", "TABLE_FORMATS", "ReportSpec",
+           "SpecError", "figure_kind", "figure_names", "figure_stem", "resolve_spec", "write_claims",
            "write_figures", "write_tables"]

@@ -122,7 +122,9 @@ def training_curves(df: pd.DataFrame, spec: ReportSpec,
             _finish(ax, f"{dlabel}: {panel}", "training step", "train accuracy")
     fig.suptitle(entry.get("title", "Training accuracy") + " (thin: seeds, thick: mean over seeds)")
     caption = ("Training accuracy over training steps (stage `train`, metric `train_accuracy`). "
-               "Thin lines are individual seeds, thick lines their mean (as the paper's Fig. 1). "
+               "Thin lines are individual seeds, thick lines their mean (as the paper's Fig. 1: "
+               "without KL, |C| = 1024 training is chaotic and ends at 76.0% against 98.3% "
+               "with it, while |C| = 20 trains either way). "
                f"Panels: {', '.join(panels)}; rows of panels: datasets {', '.join(labels)}.")
     return fig, _titled(entry, caption)
 
@@ -163,7 +165,8 @@ def test_accuracy_curves(df: pd.DataFrame, spec: ReportSpec,
     caption = (f"{spec.split.capitalize()} accuracy of the periodic evaluations during "
                "training (stage `train`, metric `accuracy`), one panel per evaluation |C|, one "
                "line per training setting; lines are the mean over seeds, shaded regions +- one "
-               "standard deviation over seeds (as the paper's Fig. 2 / Fig. 14).")
+               "standard deviation over seeds (as the paper's Fig. 2 / Fig. 14: the training "
+               "settings separate only at the large evaluation |C|).")
     return fig, _titled(entry, caption)
 
 
@@ -247,8 +250,9 @@ def etl_curves(df: pd.DataFrame, spec: ReportSpec, name: str = "fig4") -> tuple[
 
 
 def _titled(entry: Mapping[str, Any], caption: str) -> str:
-    """An instance's caption: its `title`, then its kind's caption."""
-    return f"{entry['title']}. {caption}" if entry.get("title") else caption
+    """An instance's caption: its `title`, its kind's caption, then its own `caption`."""
+    title = f"{entry['title']}. " if entry.get("title") else ""
+    return title + caption + (f" {entry['caption']}" if entry.get("caption") else "")
 
 
 def save(fig: Figure, caption: str, out_dir: str | os.PathLike, stem: str,

@@ -30,6 +30,7 @@ class TableDef:
     keys: frozenset[str]                # keys its spec entry accepts
     kinds: frozenset[str] = frozenset({MEAN})  # row kinds its `rows` may use
     rows_required: bool = True
+    caption: str = ""                   # the HTML report's: what the paper showed, what to see
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +45,39 @@ class FigureDef:
 
 _ROWS, _CANDS = frozenset({"rows"}), frozenset({"rows", "main_candidates"})
 _POPULATION = frozenset({MEAN, VOTE, BEST})
-TABLES: dict[str, TableDef] = {t.name: t for t in (
+_CAPTIONS = {  # the paper's numbers: paper.md §4
+    "fig2": "Fig. 2's numbers: final test accuracy per training |C| (rows) and evaluation |C| "
+            "(columns). The paper: every setting above 99.7% at evaluation |C| = 16, spread at "
+            "1024 (87.36 / 93.25 / 96.09 for training |C| = 64 / 256 / 1024, ImageNet). Look for "
+            "rows that differ only in the hard (right-hand) columns.",
+    "fig3": "Fig. 3: TopSim (x100) per training |C|, with Spearman's rho against generalisation. "
+            "The paper: no correlation (rho -0.09 ImageNet, 0.08 CelebA, p > 0.19). Look for a "
+            "rho near 0 while generalisation rises with |C|.",
+    "table1": "Table 1: generalisation and every ETL task per training |C|, with Spearman's rho. "
+              "The paper (CelebA): generalisation 74.50 -> 89.00 and every ETL task rising with "
+              "|C|, rho > 0.90. Reconstruction is n/a here: the data hold features, not images.",
+    "table2": "Table 2: populations, imitation and vote; generalisation (higher is better) and "
+              "robustness drop (lower is better). The paper: larger populations alone do not "
+              "help (CelebA 89.00 / 91.06 / 90.69 for 1 / 10 / 50 pairs); imitation (+ vote) "
+              "helps, more for robustness (50 pairs: 38.87 -> 32.69).",
+    "table5": "Table 5: what training costs here (steps/s, step time, peak memory, time in "
+              "training updates, device), beside the paper's V100 figures for the same N (1 pair "
+              "25 ms, 10 pairs 223 ms, 50 pairs 1089 ms per step on ImageNet). Look for how the "
+              "step time grows with N.",
+    "table6": "Table 6: listener reset. The paper: reset helps 1 pair (89.00 -> 92.21, robustness "
+              "37.90 -> 18.34) and not populations (10 pairs 91.06 -> 90.55, 50 pairs 90.69 -> "
+              "91.52).",
+    "table7": "Table 7: ETL accuracy per attribute per training |C|. The paper (CelebA): most "
+              "attributes rise with |C|; the column means are Table 1's Attributes (86.99 -> "
+              "90.08).",
+    "table8": "Table 8: generalisation on identity-disjoint test data (App. B.7). The paper: the "
+              "ordering of Table 2 holds out of distribution (1 pair 90.08, 50 pairs + imitation + "
+              "vote 93.75).",
+    "transfer": "Zero-shot transfer (Sec. 3.2): source against target accuracy over seeds, and "
+                "the two most different runs. The paper: ImageNet -> CelebA 95.96 -> 36.73, std "
+                "0.49 -> 12.86, runs from 27.88 to 68.49. Look for a collapse and a wide spread.",
+}
+TABLES: dict[str, TableDef] = {t.name: dataclasses.replace(t, caption=_CAPTIONS[t.name]) for t in (
     TableDef("fig2", training_tables.fig2_table, ("eval",), _ROWS),
     TableDef("fig3", training_tables.fig3_table, ("eval", "language"), _CANDS),
     TableDef("table1", training_tables.table1, ("eval", "etl"), _CANDS | {"tasks"}),
@@ -67,7 +100,7 @@ FIGURES: dict[str, FigureDef] = {f.name: f for f in (
 )}
 
 
-INSTANCE_KEYS = frozenset({"kind", "title"})  # what an instance adds to its kind's keys
+INSTANCE_KEYS = frozenset({"kind", "title", "caption"})  # what an instance adds to its kind's
 
 
 def figure_kind(name: str, entry: Mapping[str, Any] | None = None) -> FigureDef:
@@ -135,15 +168,17 @@ def resolve_spec(spec: Mapping[str, Any] | ReportSpec | None,
 
 def _check_figure(name: str, entry: Any, where: str, known: set[str] | None) -> dict[str, Any]:
     """A figure's entry, checked: a kind's (keys of its FigureDef), or an instance's (a `kind`
-    among FIGURES, an optional `title`, and that kind's keys)."""
+    among FIGURES, an optional `title` and `caption` (what the paper's version showed), and that
+    kind's keys)."""
     entry = dict(entry or {}) if isinstance(entry, Mapping) or entry is None else entry
     kind = entry.get("kind", name) if isinstance(entry, dict) else name
     if kind not in FIGURES or (name in FIGURES and kind != name):
         raise SpecError(f"{where}: unknown figure; expected one of {sorted(FIGURES)}, or another "
                         f"name with `kind:` one of them (got kind {kind!r})")
     extra = {k: entry.pop(k) for k in INSTANCE_KEYS if isinstance(entry, dict) and k in entry}
-    if "title" in extra and not isinstance(extra["title"], str):
-        raise SpecError(f"{where}.title must be a string, got {extra['title']!r}")
+    for key in ("title", "caption"):
+        if key in extra and not isinstance(extra[key], str):
+            raise SpecError(f"{where}.{key} must be a string, got {extra[key]!r}")
     if name not in FIGURES and name in {d.stem for d in FIGURES.values()}:
         raise SpecError(f"{where}: the name is a registered figure's file stem; choose another")
     d = FIGURES[kind]

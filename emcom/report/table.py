@@ -1,10 +1,12 @@
-"""A table laid out like the paper's (`Cell`, `Table`) and its files: `<name>.csv` (numeric, one line
-per cell), `<name>.md` and `<name>.tex`, written atomically with `<name>.csv.provenance.json`.
+"""A table laid out like the paper's (`Cell`, `Table`) and its files: `<name>.csv` (numeric, one
+line per cell), `<name>.md`, `<name>.tex` and `<name>.html` (for the HTML report), written
+atomically with `<name>.csv.provenance.json`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import html
 import logging
 import math
 import os
@@ -17,6 +19,8 @@ import pandas as pd
 from emcom import provenance
 
 log = logging.getLogger(__name__)
+
+FORMATS = (".csv", ".md", ".tex", ".html")  # the files of every table, in `write`'s order
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +102,28 @@ def to_latex(table: Table) -> str:
     return "\n".join(lines) + "\n"
 
 
+def to_html(table: Table) -> str:
+    """The table as a small self-contained HTML page (what `snakemake --report` embeds)."""
+    e = html.escape
+    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><style>"
+             "body{font-family:sans-serif;font-size:14px} table{border-collapse:collapse}"
+             "th,td{padding:3px 10px;border-bottom:1px solid #ccc;text-align:right}"
+             "th:first-child,td:first-child{text-align:left}</style></head><body>",
+             f"<h3>{e(table.title)}</h3>"]
+    if not table.rows or not table.columns:
+        parts.append("<p><em>No data: the tidy tables have no rows for this table.</em></p>")
+    else:
+        parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in
+                                             [table.row_header] + table.columns) + "</tr>")
+        parts += ["<tr>" + "".join(f"<td>{e(t)}</td>" for t in [label] + [c.text() for c in
+                                                                           cells]) + "</tr>"
+                  for label, cells in table.rows]
+        parts.append("</table>")
+    if table.notes:
+        parts.append("<ul>" + "".join(f"<li>{e(n)}</li>" for n in table.notes) + "</ul>")
+    return "\n".join(parts + ["</body></html>"]) + "\n"
+
+
 def to_frame(table: Table) -> pd.DataFrame:
     """The table's numbers, one line per cell: row, column, value, se, n (in the table's units)."""
     records = [{"row": label, "column": column, "value": cell.mean, "se": cell.se, "n": cell.n}
@@ -106,12 +132,13 @@ def to_frame(table: Table) -> pd.DataFrame:
 
 
 def write(table: Table, out_dir: str | os.PathLike, config: Any = None) -> list[Path]:
-    """Writes `<name>.csv`, `.md`, `.tex` and the CSV's provenance; returns the three paths."""
+    """Writes `<name>.csv`, `.md`, `.tex`, `.html` and the CSV's provenance; returns the four
+    paths."""
     out_dir = Path(out_dir)
-    paths = [out_dir / f"{table.name}{ext}" for ext in (".csv", ".md", ".tex")]
+    paths = [out_dir / f"{table.name}{ext}" for ext in FORMATS]
     with provenance.atomic_path(paths[0], suffix=".csv") as tmp:
         to_frame(table).to_csv(tmp, index=False)
-    for path, text in zip(paths[1:], (to_markdown(table), to_latex(table))):
+    for path, text in zip(paths[1:], (to_markdown(table), to_latex(table), to_html(table))):
         with provenance.atomic_path(path, suffix=path.suffix) as tmp:
             tmp.write_text(text, encoding="utf-8")
     provenance.write_provenance(paths[0], config, title=table.title, notes=table.notes)
