@@ -129,39 +129,51 @@ def training_curves(df: pd.DataFrame, spec: ReportSpec,
     return fig, _titled(entry, caption)
 
 
-def test_accuracy_curves(df: pd.DataFrame, spec: ReportSpec,
-                         name: str = "fig2") -> tuple[Figure, str]:
-    """Fig. 2: periodic test accuracy over steps, a panel per evaluation |C|, a line per training
-    |C| setting, mean +- std over seeds (rows: datasets)."""
-    fallback = (spec.tables.get("fig2") or {}).get("rows")
+def _periodic_grid(df: pd.DataFrame, spec: ReportSpec, name: str,
+                   by_setting: bool) -> tuple[Figure, dict]:
+    """The periodic `split` accuracy during training of the rows (default: tables.fig2's), mean
+    +- std over seeds: a panel per evaluation |C| and a line per row (Fig. 2), or the other way
+    round with `by_setting` (Fig. 13); a row of panels per dataset. Returns (figure, entry)."""
     entry = spec.figures.get(name) or {}
+    fallback = (spec.tables.get("fig2") or {}).get("rows")
     rows = _rows(entry, f"report.figures.{name}.rows", fallback, df)
     values = curves(df, stage="train", metric="accuracy", split=spec.split,
                     keys=("candidates",))
     labels = _datasets(values, spec, rows)
     cands = sorted(set(values.index.get_level_values("candidates"))) if len(values) else []
-    fig, axes = _grid(max(len(labels), 1), max(len(cands), 1))
+    panels, lines = (rows, cands) if by_setting else (cands, rows)
+    fig, axes = _grid(max(len(labels), 1), max(len(panels), 1))
     for i, (dataset, dlabel) in enumerate(labels.items() or [("", "no dataset")]):
-        if not cands:
+        if not panels:
             _no_data(axes[i, 0], f"stage train, metric accuracy, split {spec.split}")
             _finish(axes[i, 0], dlabel, "training step", f"{spec.split} accuracy")
-        for j, c in enumerate(cands):
-            ax = axes[i, j]
-            v = restrict(values, dataset)
-            v = v[v.index.get_level_values("candidates") == c]
-            drawn = False
-            for k, row in enumerate(rows):
-                w = restrict(v, dataset, row.setting)
+        for j, panel in enumerate(panels):
+            ax, drawn = axes[i, j], False
+            for k, line in enumerate(lines):
+                row, c = (panel, line) if by_setting else (line, panel)
+                w = restrict(values, dataset, row.setting)
+                w = w[w.index.get_level_values("candidates") == c]
                 if len(w):
                     steps, seeds = _seed_matrix(w.droplevel(["dataset", "setting", "candidates"]))
-                    _mean_band(ax, steps, seeds, COLORS[k % len(COLORS)], row.label)
+                    _mean_band(ax, steps, seeds, COLORS[k % len(COLORS)],
+                               f"|C| = {c}" if by_setting else row.label)
                     drawn = True
+            title = f"training {panel.label}" if by_setting else f"evaluation |C| = {panel}"
             if not drawn:
-                _no_data(ax, f"evaluation |C| = {c}")
-            _finish(ax, f"{dlabel}: evaluation |C| = {c}", "training step",
-                    f"{spec.split} accuracy", legend="training")
+                _no_data(ax, title)
+            _finish(ax, f"{dlabel}: {title}", "training step", f"{spec.split} accuracy",
+                    legend="evaluation" if by_setting else "training")
     fig.suptitle(entry.get("title", f"{spec.split.capitalize()} accuracy during training by "
-                                    "training |C|") + " (mean ± std over seeds)")
+                           f"{'evaluation' if by_setting else 'training'} |C|")
+                 + " (mean ± std over seeds)")
+    return fig, entry
+
+
+def test_accuracy_curves(df: pd.DataFrame, spec: ReportSpec,
+                         name: str = "fig2") -> tuple[Figure, str]:
+    """Fig. 2: periodic test accuracy over steps, a panel per evaluation |C|, a line per training
+    |C| setting, mean +- std over seeds (rows: datasets)."""
+    fig, entry = _periodic_grid(df, spec, name, by_setting=False)
     caption = (f"{spec.split.capitalize()} accuracy of the periodic evaluations during "
                "training (stage `train`, metric `accuracy`), one panel per evaluation |C|, one "
                "line per training setting; lines are the mean over seeds, shaded regions +- one "
@@ -174,29 +186,7 @@ def candidates_curves(df: pd.DataFrame, spec: ReportSpec,
                       name: str = "fig13") -> tuple[Figure, str]:
     """Fig. 13: the curves of Fig. 2 the other way round: a panel per training setting, a line
     per evaluation |C|, mean +- std over seeds (rows: datasets)."""
-    entry = spec.figures.get(name) or {}
-    fallback = (spec.tables.get("fig2") or {}).get("rows")
-    rows = _rows(entry, f"report.figures.{name}.rows", fallback, df)
-    values = curves(df, stage="train", metric="accuracy", split=spec.split,
-                    keys=("candidates",))
-    labels = _datasets(values, spec, rows)
-    cands = sorted(set(values.index.get_level_values("candidates"))) if len(values) else []
-    fig, axes = _grid(max(len(labels), 1), len(rows))
-    for i, (dataset, dlabel) in enumerate(labels.items() or [("", "no dataset")]):
-        for j, row in enumerate(rows):
-            ax = axes[i, j]
-            v = restrict(values, dataset, row.setting)
-            for k, c in enumerate(cands):
-                w = v[v.index.get_level_values("candidates") == c]
-                if len(w):
-                    steps, seeds = _seed_matrix(w.droplevel(["dataset", "setting", "candidates"]))
-                    _mean_band(ax, steps, seeds, COLORS[k % len(COLORS)], f"|C| = {c}")
-            if not len(v):
-                _no_data(ax, f"stage train, metric accuracy, split {spec.split}")
-            _finish(ax, f"{dlabel}: training {row.label}", "training step",
-                    f"{spec.split} accuracy", legend="evaluation")
-    fig.suptitle(entry.get("title", f"{spec.split.capitalize()} accuracy during training by "
-                                    "evaluation |C|") + " (mean ± std over seeds)")
+    fig, entry = _periodic_grid(df, spec, name, by_setting=True)
     caption = (f"{spec.split.capitalize()} accuracy of the periodic evaluations during training "
                "(stage `train`, metric `accuracy`), one panel per training setting, one line per "
                "evaluation |C| (as the paper's Fig. 13): the harder the evaluation, the more the "
