@@ -26,7 +26,8 @@ def test_seeds_for_power_is_the_normal_approximation():
     a, b = np.array([0.9, 0.8, 0.85, 0.95]), np.array([0.8, 0.7, 0.9, 0.75])
     z = scipy.stats.norm.ppf(0.95) + scipy.stats.norm.ppf(0.8)
     by_hand = z ** 2 * (a.var(ddof=1) + b.var(ddof=1)) / (a.mean() - b.mean()) ** 2
-    assert D.seeds_for_power(a, b, 0.05) == math.ceil(by_hand)
+    assert D.seeds_for_power(a, b, 0.05) == max(2, math.ceil(by_hand))
+    assert D.seeds_for_power(a + 1, b, 0.05) == 2  # a huge effect: a t-test's least
     assert D.seeds_for_power(b, a, 0.05) == math.inf  # the wrong direction: never
     assert math.isnan(D.seeds_for_power(a[:1], b, 0.05))
 

@@ -35,16 +35,16 @@ COMPARISONS: dict[str, tuple[tuple[str, str, str], ...]] = {
 def seeds_for_power(a: np.ndarray, b: np.ndarray, alpha: float, power: float = 0.8) -> float:
     """Seeds per group at which a one-sided test of mean(a) > mean(b) has `power` if the observed
     means and standard deviations were the true ones (normal approximation:
-    n = (z_{1-alpha} + z_power)^2 (s_a^2 + s_b^2) / d^2). inf when the observed difference d is
-    not positive (no number of seeds makes it significant in the claimed direction); NaN with
-    fewer than 2 seeds in a group."""
+    n = (z_{1-alpha} + z_power)^2 (s_a^2 + s_b^2) / d^2, at least 2: a t-test's least). inf when
+    the observed difference d is not positive (no number of seeds makes it significant in the
+    claimed direction); NaN with fewer than 2 seeds in a group."""
     if min(len(a), len(b)) < 2:
         return math.nan
     d = float(np.mean(a) - np.mean(b))
     if d <= 0:
         return math.inf
     z = scipy.stats.norm.ppf(1 - alpha) + scipy.stats.norm.ppf(power)
-    return math.ceil(z ** 2 * (np.var(a, ddof=1) + np.var(b, ddof=1)) / d ** 2)
+    return max(2, math.ceil(z ** 2 * (np.var(a, ddof=1) + np.var(b, ddof=1)) / d ** 2))
 
 
 def runs_for_power(p: float, n: int, alpha: float, power: float = 0.8) -> float:
@@ -130,7 +130,6 @@ def late_rise(df: pd.DataFrame, settings: Iterable[str], candidates: int, split:
     rows = rows[rows["candidates"] == rows["dataset"].map(cands)]
     order = {s: i for i, s in enumerate(settings)}
     rows = rows[rows["setting"].isin(list(order))]
-    rows = rows.iloc[np.argsort(rows["setting"].map(order).to_numpy(), kind="stable")]
     per_run = []
     for run, r in rows.groupby(RUN):
         curve = r.groupby("step")["value"].mean()
@@ -140,6 +139,7 @@ def late_rise(df: pd.DataFrame, settings: Iterable[str], candidates: int, split:
                         "slope": PERCENT * 1000 * fit.slope if fit else math.nan,
                         "steps": f"{late.index.min()}-{late.index.max()}"})
     runs = pd.DataFrame(per_run, columns=RUN + ["end", "slope", "steps"])
+    runs = runs.iloc[np.argsort(runs["setting"].map(order).to_numpy(), kind="stable")]
 
     def sem(x: pd.Series) -> float:
         return x.std(ddof=1) / math.sqrt(x.count()) if x.count() > 1 else math.nan
