@@ -31,6 +31,9 @@ SCHEMA = os.path.join(workflow.basedir, "config/config.schema.yaml")  # the libr
 validate(config, SCHEMA, set_default=False)
 
 
+report: "docs/captions/workflow.rst"  # the landing page of `snakemake --report report.html`
+
+
 include: "rules/common.smk"
 
 
