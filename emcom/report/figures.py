@@ -129,11 +129,24 @@ def training_curves(df: pd.DataFrame, spec: ReportSpec,
     return fig, _titled(entry, caption)
 
 
+_PERIODIC_CAPTIONS = {  # by_setting -> caption (`split` filled in)
+    False: "{split} accuracy of the periodic evaluations during training (stage `train`, metric "
+           "`accuracy`), one panel per evaluation |C|, one line per training setting; lines are "
+           "the mean over seeds, shaded regions +- one standard deviation over seeds (as the "
+           "paper's Fig. 2 / Fig. 14: the training settings separate only at the large "
+           "evaluation |C|).",
+    True: "{split} accuracy of the periodic evaluations during training (stage `train`, metric "
+          "`accuracy`), one panel per training setting, one line per evaluation |C| (as the "
+          "paper's Fig. 13): the harder the evaluation, the more the training settings differ. "
+          "Lines are the mean over seeds, shaded regions +- one standard deviation over seeds.",
+}
+
+
 def _periodic_grid(df: pd.DataFrame, spec: ReportSpec, name: str,
-                   by_setting: bool) -> tuple[Figure, dict]:
+                   by_setting: bool) -> tuple[Figure, str]:
     """The periodic `split` accuracy during training of the rows (default: tables.fig2's), mean
     +- std over seeds: a panel per evaluation |C| and a line per row (Fig. 2), or the other way
-    round with `by_setting` (Fig. 13); a row of panels per dataset. Returns (figure, entry)."""
+    round with `by_setting` (Fig. 13); a row of panels per dataset."""
     entry = spec.figures.get(name) or {}
     fallback = (spec.tables.get("fig2") or {}).get("rows")
     rows = _rows(entry, f"report.figures.{name}.rows", fallback, df)
@@ -166,33 +179,22 @@ def _periodic_grid(df: pd.DataFrame, spec: ReportSpec, name: str,
     fig.suptitle(entry.get("title", f"{spec.split.capitalize()} accuracy during training by "
                            f"{'evaluation' if by_setting else 'training'} |C|")
                  + " (mean ± std over seeds)")
-    return fig, entry
+    caption = _PERIODIC_CAPTIONS[by_setting].format(split=spec.split.capitalize())
+    return fig, _titled(entry, caption)
 
 
 def test_accuracy_curves(df: pd.DataFrame, spec: ReportSpec,
                          name: str = "fig2") -> tuple[Figure, str]:
     """Fig. 2: periodic test accuracy over steps, a panel per evaluation |C|, a line per training
     |C| setting, mean +- std over seeds (rows: datasets)."""
-    fig, entry = _periodic_grid(df, spec, name, by_setting=False)
-    caption = (f"{spec.split.capitalize()} accuracy of the periodic evaluations during "
-               "training (stage `train`, metric `accuracy`), one panel per evaluation |C|, one "
-               "line per training setting; lines are the mean over seeds, shaded regions +- one "
-               "standard deviation over seeds (as the paper's Fig. 2 / Fig. 14: the training "
-               "settings separate only at the large evaluation |C|).")
-    return fig, _titled(entry, caption)
+    return _periodic_grid(df, spec, name, by_setting=False)
 
 
 def candidates_curves(df: pd.DataFrame, spec: ReportSpec,
                       name: str = "fig13") -> tuple[Figure, str]:
     """Fig. 13: the curves of Fig. 2 the other way round: a panel per training setting, a line
     per evaluation |C|, mean +- std over seeds (rows: datasets)."""
-    fig, entry = _periodic_grid(df, spec, name, by_setting=True)
-    caption = (f"{spec.split.capitalize()} accuracy of the periodic evaluations during training "
-               "(stage `train`, metric `accuracy`), one panel per training setting, one line per "
-               "evaluation |C| (as the paper's Fig. 13): the harder the evaluation, the more the "
-               "training settings differ. Lines are the mean over seeds, shaded regions +- one "
-               "standard deviation over seeds.")
-    return fig, _titled(entry, caption)
+    return _periodic_grid(df, spec, name, by_setting=True)
 
 
 def etl_curves(df: pd.DataFrame, spec: ReportSpec, name: str = "fig4") -> tuple[Figure, str]:
