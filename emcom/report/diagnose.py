@@ -19,7 +19,7 @@ from emcom.report.claim_rules import (
 from emcom.report.claim_stats import quiet
 from emcom.report.claims import decide_all
 from emcom.report.claims_spec import resolve_claims
-from emcom.report.select import PERCENT, RUN, check_frame, main_candidates, select
+from emcom.report.select import PERCENT, RUN, check_frame, main_candidates, seed_cell, select
 
 # claim -> the comparisons its rule makes: (a, b, what), the claim being mean(a) > mean(b).
 COMPARISONS: dict[str, tuple[tuple[str, str, str], ...]] = {
@@ -141,8 +141,8 @@ def late_rise(df: pd.DataFrame, settings: Iterable[str], candidates: int, split:
     runs = pd.DataFrame(per_run, columns=RUN + ["end", "slope", "steps"])
     runs = runs.iloc[np.argsort(runs["setting"].map(order).to_numpy(), kind="stable")]
 
-    def sem(x: pd.Series) -> float:
-        return x.std(ddof=1) / math.sqrt(x.count()) if x.count() > 1 else math.nan
+    def sem(x: pd.Series) -> float:  # the tables' standard error over seeds
+        return seed_cell(x, 1.0).se
     return runs.groupby(["dataset", "setting"], sort=False).agg(
         end=("end", "mean"), end_sem=("end", sem), slope=("slope", "mean"),
         slope_sem=("slope", sem), n=("seed", "count"), steps=("steps", "first")).reset_index()
