@@ -29,12 +29,16 @@ TRAIN_METRICS = StepMetrics._fields
 COST_METRICS = ("steps_per_second", "train_seconds", "peak_memory_mib")
 DEVICE = "device/"  # + the device kind: the metric of a row naming what an attempt trained on
 POPULATION = "num_speakers"  # logged with the device row: the N of the paper's Table 5
+# What Snakemake's benchmark file of a training job adds (emcom.report.cost_table reads them):
+# its benchmark column -> the train-stage metric. Snakemake writes max_rss in MiB.
+JOB_METRICS = {"s": "job_seconds", "max_rss": "job_max_rss_mib", "cpu_time": "job_cpu_seconds"}
 
 
 def is_cost(metric: str) -> bool:
     """Whether a train row describes the run's cost (time, memory, device, N), not its learning:
     such rows differ between identical runs, or repeat once per attempt of a resumed run."""
-    return metric in COST_METRICS or metric == POPULATION or metric.startswith(DEVICE)
+    return (metric in COST_METRICS or metric in JOB_METRICS.values() or metric == POPULATION
+            or metric.startswith(DEVICE))
 
 
 def train_row(metric: str, value: float, step: int, split: str = "train", candidates: int = -1,

@@ -16,6 +16,7 @@ import emcom.report
 NAME = r"[A-Za-z0-9][A-Za-z0-9_.+-]*"  # dataset and setting names (the schema's pattern)
 RUN = "results/{dataset}/{setting}/seed{seed}"
 RUN_WILDCARDS = "{dataset}/{setting}/seed{seed}"  # logs/<rule>/<this>.log, benchmarks/<rule>/...
+TRAIN_BENCHMARK = f"benchmarks/train/{RUN_WILDCARDS}.tsv"  # read by Table 5
 STAGES = emcom.names.CHECKPOINT_STAGES
 SPLITS = emcom.names.SPLITS
 REPORT = "results/report"
@@ -157,6 +158,16 @@ def stage_outputs(stages):
         if "eval" in stages and "eval" in exp["stages"]:
             paths += [f"{root}/transfer/{target}.parquet" for target in exp["transfer"]]
     return paths
+
+
+def job_costs(table):
+    """(benchmark file, dataset, setting, seed) of every training job, for a table that reads
+    them (Table 5). The files are not inputs: Snakemake writes them beside a job's outputs, and a
+    run trained outside Snakemake has none (the table then says so)."""
+    if not TABLES[table].job_costs:
+        return []
+    return [[TRAIN_BENCHMARK.format(dataset=d, setting=s, seed=n), d, s, n]
+            for d, s, n in experiment_runs()]
 
 
 def stage_resources(stage):

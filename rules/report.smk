@@ -23,6 +23,7 @@ rule report_table:
     params:
         spec=lambda wc: report_spec(wc.table),
         caption=lambda wc: TABLES[wc.table].caption,  # what docs/captions/table.rst shows
+        job_costs=lambda wc: job_costs(wc.table),
     wildcard_constraints:
         table="|".join(TABLES),
     log:

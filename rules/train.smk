@@ -21,7 +21,7 @@ rule train:
     log:
         f"logs/train/{RUN_WILDCARDS}.log",
     benchmark:
-        f"benchmarks/train/{RUN_WILDCARDS}.tsv"
+        TRAIN_BENCHMARK
     threads: stage_resources("train").get("threads", 1)
     resources:
         **job_resources("train", runtime=train_runtime),

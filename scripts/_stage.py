@@ -67,13 +67,17 @@ def run_checkpoint_stage(snakemake: Any, stage: str, run: Callable[..., pd.DataF
     write_stage_table(snakemake, df, settings, checkpoint=str(snakemake.input.checkpoint))
 
 
-def write_report(snakemake: Any, write: Callable[..., list[Path]], name: str) -> None:
+def write_report(snakemake: Any, write: Callable[..., list[Path]], name: str,
+                 extra: pd.DataFrame | None = None) -> None:
     """Writes one table or figure `name` with `write(df, spec, out_dir, [name])` (emcom.report's
-    write_tables / write_figures) from the rule's tidy tables, into its outputs' folder; fails if
-    a declared output was not written."""
+    write_tables / write_figures) from the rule's tidy tables and `extra` tidy rows, into its
+    outputs' folder; fails if a declared output was not written."""
     setup_logging(snakemake)
     out_dir = Path(snakemake.output[0]).parent
-    written = write(tidy.read_tables(snakemake.input), snakemake.params.spec, out_dir, [name])
+    df = tidy.read_tables(snakemake.input)
+    if extra is not None and len(extra):
+        df = pd.concat([df, extra], ignore_index=True)
+    written = write(df, snakemake.params.spec, out_dir, [name])
     expected = {str(p) for p in snakemake.output if not str(p).endswith(".provenance.json")}
     missing = sorted(expected - {str(p) for p in written})
     if missing:

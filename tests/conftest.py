@@ -187,6 +187,14 @@ def check_tiny_outputs(workdir: Path, config_path: Path = TINY) -> None:
     cells = pd.read_csv(tables / "table2.csv")
     gen = cells[(cells["row"] == "1 pair") & cells["column"].str.contains("Gen")]
     assert len(gen) == 1 and math.isclose(gen["value"].iloc[0], expected, rel_tol=1e-9), gen
+    if "table5" in config["report"]["tables"]:  # the job columns, from the benchmark files
+        wall = []
+        for d, s in seeds:
+            bench = pd.read_csv(workdir / f"benchmarks/train/{d}/1pair/seed{s}.tsv", sep="\t")
+            wall.append(bench["s"].mean() / 60)
+        cost = pd.read_csv(tables / "table5.csv")
+        cell = cost[cost["row"].str.startswith("1 pair") & (cost["column"] == "job: wall (min)")]
+        assert math.isclose(cell["value"].iloc[0], sum(wall) / len(wall), rel_tol=1e-9), cell
     assert gen["n"].iloc[0] == len(seeds)
     assert "1 pair" in (tables / "table2.md").read_text()
     transfer = pd.read_csv(tables / "transfer.csv")

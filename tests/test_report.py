@@ -22,6 +22,7 @@ import emcom.report
 from emcom.report import SpecError, resolve_spec, write_figures, write_tables
 from emcom.report import TABLE_FORMATS, TABLES, select, spec as S
 from emcom.report.__main__ import main as cli
+from emcom.report.cost_table import benchmark_rows
 from emcom.report.figures import curves
 from emcom.tidy import COLUMNS
 
@@ -493,13 +494,30 @@ def test_table5_cost_from_the_train_stage_cost_rows(tmp_path):
                 rows.append(dict(dataset=DS, setting=setting, seed=seed, stage="train",
                                  eval_dataset=DS, split="train", candidates=-1, speaker=-1,
                                  listener=-1, metric=metric, value=value, step=10))
-    df = pd.DataFrame(rows, columns=list(COLUMNS))
+    # Snakemake's benchmark files of the training jobs; p10's seed 2 has none (trained elsewhere)
+    files, header = [], "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\t" \
+        "mean_load\tcpu_time\n"
+    for setting, seed in [(s, n) for s in ("p1", "p10") for n in range(3)]:
+        path = tmp_path / "benchmarks" / setting / f"seed{seed}.tsv"
+        files.append([str(path), DS, setting, seed])
+        if (setting, seed) != ("p10", 2):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            wall, rss = 60.0 * (seed + 1) + (300 if setting == "p10" else 0), 500.0 + seed
+            path.write_text(header + f"{wall}\t0:01:00\t{rss}\t900\t400\t420\tNA\tNA\t"
+                            f"95.0\t{wall * 1.9}\n")
+            truth[setting, seed] += (wall, rss)
+    df = pd.concat([pd.DataFrame(rows, columns=list(COLUMNS)), benchmark_rows(files)])
     spec = {"tables": {"table5": {"rows": {"1 pair": "p1", "10 pairs": "p10"}}}}
     write_tables(df, spec, tmp_path, ["table5"])
     got = pd.read_csv(tmp_path / "table5.csv")
     for label, setting, n, paper in (("1 pair", "p1", 1, (25, 0.29)),
                                      ("10 pairs", "p10", 10, (223, 0.71))):
         cell = got[got["row"] == f"{label} ({DS})"].set_index("column")["value"]
+        benched = [truth[setting, s][3:] for s in range(3) if len(truth[setting, s]) > 3]
+        assert cell["job: wall (min)"] == pytest.approx(
+            np.mean([w for w, _ in benched]) / 60, abs=0.01)
+        assert cell["job: max RSS (MiB)"] == pytest.approx(np.mean([r for _, r in benched]),
+                                                           abs=0.01)
         speed = np.mean([truth[setting, s][0] for s in range(3)])
         assert cell["N"] == n
         assert cell["steps/s"] == pytest.approx(speed, abs=0.01)
@@ -510,6 +528,15 @@ def test_table5_cost_from_the_train_stage_cost_rows(tmp_path):
         assert (cell["paper: step (ms)"], cell["paper: memory (GiB)"]) == paper
     md = (tmp_path / "table5.md").read_text()
     assert "trained on cpu" in md and "CelebA block for N = 10: 293 ms" in md
+    assert f"10 pairs ({DS}): 1 of 3 runs have no Snakemake benchmark file" in md
+    assert f"1 pair ({DS}): 1 of" not in md
+
+
+def test_a_benchmark_file_without_snakemakes_columns_is_named(tmp_path):
+    path = tmp_path / "seed0.tsv"
+    path.write_text("seconds\trss\n1\t2\n")
+    with pytest.raises(ValueError, match=r"seed0.tsv: not a Snakemake benchmark file.*max_rss"):
+        benchmark_rows([[str(path), DS, "p1", 0]])
 
 
 def test_tables_are_also_written_as_html_for_the_report(data, tmp_path):

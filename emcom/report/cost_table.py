@@ -1,17 +1,20 @@
 """Table 5 (App. B.2), the computational cost of training as measured by this run: per setting and
 training dataset, the training job's speed, step time, peak memory, time in training updates and
-device (the train stage's cost rows, `emcom.progress.COST_METRICS`), beside the paper's Table 5
-for the same population size."""
+device (the train stage's cost rows, `emcom.progress.COST_METRICS`), its wall time and peak
+resident set as Snakemake's benchmark file recorded them (`emcom.progress.JOB_METRICS`), beside
+the paper's Table 5 for the same population size."""
 
 from __future__ import annotations
 
 import math
+import os
+from typing import Iterable, Sequence
 
 import pandas as pd
 
-from emcom.progress import DEVICE, POPULATION
+from emcom.progress import DEVICE, JOB_METRICS, POPULATION, train_row
 from emcom.report.select import (
-    RUN, dataset_labels, missing_settings, restrict, seed_cell, table_rows)
+    dataset_labels, missing_settings, restrict, run_values, seed_cell, table_rows)
 from emcom.report.spec import ReportSpec
 from emcom.report.table import Cell, Table
 
@@ -20,12 +23,30 @@ from emcom.report.table import Cell, Table
 PAPER_V100 = {"ImageNet": {1: (0.29, 25, 6.3), 10: (0.71, 223, 55.7), 50: (2.63, 1089, 272.1)},
               "CelebA": {1: (0.33, 107, 8.9), 10: (0.75, 293, 24.4), 50: (2.60, 1408, 117.3)}}
 COLUMNS = ["N", "steps/s", "step (ms)", "peak memory (MiB)", "training (min)",
-           "paper: step (ms)", "paper: memory (GiB)"]
+           "job: wall (min)", "job: max RSS (MiB)", "paper: step (ms)", "paper: memory (GiB)"]
+
+
+def benchmark_rows(files: Iterable[Sequence]) -> pd.DataFrame:
+    """Tidy train-stage rows (`JOB_METRICS`) from Snakemake's benchmark files of training jobs,
+    given as (path, dataset, setting, seed); a file that does not exist (a run trained outside
+    Snakemake) gives no rows. Raises ValueError naming a file without Snakemake's columns."""
+    rows = []
+    for path, dataset, setting, seed in files:
+        if not os.path.exists(path):
+            continue
+        bench = pd.read_csv(path, sep="\t", na_values=["NA", "-"])
+        missing = sorted(set(JOB_METRICS) - set(bench.columns))
+        if missing or not len(bench):
+            raise ValueError(f"{path}: not a Snakemake benchmark file (no rows, or no column(s) "
+                             f"{missing})")
+        for column, metric in JOB_METRICS.items():  # `repeat` rows: their mean
+            rows.append({"dataset": dataset, "setting": setting, "seed": int(seed),
+                         **train_row(metric, bench[column].mean(), -1)})
+    return pd.DataFrame(rows)
 
 
 def _per_run(df: pd.DataFrame, metric: str, how: str) -> pd.Series:
-    rows = df[(df["stage"] == "train") & (df["metric"] == metric)]
-    return rows.groupby(RUN)["value"].agg(how)
+    return run_values(df[(df["stage"] == "train") & (df["metric"] == metric)], how=how)
 
 
 def table5(df: pd.DataFrame, spec: ReportSpec) -> Table:
@@ -39,6 +60,8 @@ def table5(df: pd.DataFrame, spec: ReportSpec) -> Table:
     memory = _per_run(df, "peak_memory_mib", "max")
     seconds = _per_run(df, "train_seconds", "max")
     size = _per_run(df, POPULATION, "max")
+    wall = _per_run(df, JOB_METRICS["s"], "max") / 60
+    rss = _per_run(df, JOB_METRICS["max_rss"], "max")
     devices = df[(df["stage"] == "train") & df["metric"].str.startswith(DEVICE)]
     notes, body = missing_settings(df, rows), []
     for row in rows:
@@ -55,11 +78,17 @@ def table5(df: pd.DataFrame, spec: ReportSpec) -> Table:
             body.append((f"{row.label} ({dlabel})", [
                 Cell(pairs if pairs else math.nan, kind="int"), cell, step_ms,
                 seed_cell(restrict(memory, dataset, row.setting), 1.0), seed_cell(minutes, 1.0),
+                seed_cell(restrict(wall, dataset, row.setting), 1.0),
+                seed_cell(restrict(rss, dataset, row.setting), 1.0),
                 Cell(kind="num") if paper[0] is None else Cell(paper[0][1], kind="int"),
                 Cell(kind="num") if paper[0] is None else Cell(paper[0][0], kind="num")]))
             if paper[1] is not None:
                 notes.append(f"{row.label} ({dlabel}): the paper's CelebA block for N = {pairs}: "
                              f"{paper[1][1]} ms per step, {paper[1][0]} GiB")
+            unbenched = len(s) - len(restrict(wall, dataset, row.setting))
+            if unbenched:
+                notes.append(f"{row.label} ({dlabel}): {unbenched} of {len(s)} runs have no "
+                             "Snakemake benchmark file (trained outside Snakemake?)")
             kinds = sorted(set(devices[(devices["dataset"] == dataset)
                                        & (devices["setting"] == row.setting)]["metric"]))
             notes.append(f"{row.label} ({dlabel}): trained on "
@@ -69,7 +98,9 @@ def table5(df: pd.DataFrame, spec: ReportSpec) -> Table:
     notes.append("Paper: Table 5, V100, the ImageNet block (900k steps); memory there is peak GPU "
                  "memory, here the device's peak bytes in use on a GPU and the job's peak "
                  "resident set on a CPU. Step time here is per compiled call of steps_per_call "
-                 "steps, divided by them.")
+                 "steps, divided by them. Job columns: Snakemake's benchmark file of the training "
+                 "job (wall time and peak resident set of its last attempt, including imports, "
+                 "compilation, evaluation and checkpoints).")
     return Table("table5", "Table 5: computational cost of training, measured", "Setting",
                  COLUMNS, body, notes)
 

@@ -31,6 +31,7 @@ class TableDef:
     kinds: frozenset[str] = frozenset({MEAN})  # row kinds its `rows` may use
     rows_required: bool = True
     caption: str = ""                   # the HTML report's: what the paper showed, what to see
+    job_costs: bool = False             # reads the training jobs' Snakemake benchmark files
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +62,8 @@ _CAPTIONS = {  # the paper's numbers: paper.md §4
               "help (CelebA 89.00 / 91.06 / 90.69 for 1 / 10 / 50 pairs); imitation (+ vote) "
               "helps, more for robustness (50 pairs: 38.87 -> 32.69).",
     "table5": "Table 5: what training costs here (steps/s, step time, peak memory, time in "
-              "training updates, device), beside the paper's V100 figures for the same N (1 pair "
+              "training updates, device; the job's wall time and peak resident set from "
+              "Snakemake's benchmark file), beside the paper's V100 figures for the same N (1 pair "
               "25 ms, 10 pairs 223 ms, 50 pairs 1089 ms per step on ImageNet). Look for how the "
               "step time grows with N.",
     "table6": "Table 6: listener reset. The paper: reset helps 1 pair (89.00 -> 92.21, robustness "
@@ -82,7 +84,7 @@ TABLES: dict[str, TableDef] = {t.name: dataclasses.replace(t, caption=_CAPTIONS[
     TableDef("fig3", training_tables.fig3_table, ("eval", "language"), _CANDS),
     TableDef("table1", training_tables.table1, ("eval", "etl"), _CANDS | {"tasks"}),
     TableDef("table2", population_tables.table2, ("eval",), _CANDS, _POPULATION),
-    TableDef("table5", cost_table.table5, ("train",), _ROWS),
+    TableDef("table5", cost_table.table5, ("train",), _ROWS, job_costs=True),
     TableDef("table6", population_tables.table6, ("eval",), _CANDS, _POPULATION),
     TableDef("table7", training_tables.table7, ("etl",), _ROWS),
     TableDef("table8", population_tables.table8, ("eval",), _CANDS | {"split", "datasets"},

@@ -79,12 +79,14 @@ def finest(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return rows
 
 
-def run_values(rows: pd.DataFrame, keys: list[str] | None = None) -> pd.Series:
-    """Mean value per run (index `keys`, default (dataset, setting, seed)) of selected rows."""
+def run_values(rows: pd.DataFrame, keys: list[str] | None = None,
+               how: str = "mean") -> pd.Series:
+    """Value per run (index `keys`, default (dataset, setting, seed)) of selected rows: their
+    mean, or another pandas aggregation `how` ("median", "max")."""
     keys = keys or RUN
     if not len(rows):
         return pd.Series(dtype=float, index=pd.MultiIndex.from_tuples([], names=keys))
-    return rows.groupby(keys)["value"].mean()
+    return rows.groupby(keys)["value"].agg(how)
 
 
 def seed_cell(values: Iterable[float], scale: float = PERCENT) -> Cell:
