@@ -198,15 +198,20 @@ def train_runtime(wildcards):
     return exp.get("runtime", stage_resources("train").get("runtime", 60))
 
 
-def report_spec(table=None):
-    """The slice of `report:` a job uses: the global keys plus one table's entry, or (for the
-    figures, which fall back on the tables' rows) the whole section."""
-    if table is None:
-        return config["report"]
+def report_spec(table=None, figure=None):
+    """The slice of `report:` a job uses (so that editing one entry reruns only its job): the
+    global keys plus one table's entry, or one figure's entry and the tables a figure without
+    rows falls back on, or (claims) the global keys and `claims`."""
+    section = config["report"]
     if table == "claims":
-        return {k: v for k, v in config["report"].items() if k not in ("tables", "figures")}
-    spec = {k: v for k, v in config["report"].items() if k not in ("tables", "figures")}
-    return {**spec, "tables": {table: config["report"]["tables"][table]}}
+        return {k: v for k, v in section.items() if k not in ("tables", "figures")}
+    spec = {k: v for k, v in section.items() if k not in ("tables", "figures", "claims")}
+    if figure is not None:
+        fallback = (emcom.report.figures.PERIODIC_ROWS, emcom.report.figures.ETL_ROWS)
+        return {**spec, "figures": {figure: section["figures"][figure]} if figure in
+                section["figures"] else {},
+                "tables": {t: e for t, e in section["tables"].items() if t in fallback}}
+    return {**spec, "tables": {table: section["tables"][table]}}
 
 
 def report_targets():

@@ -18,11 +18,12 @@ rule report_table:
             f"{REPORT}/tables/{{table}}.html",
             caption="../docs/captions/table.rst",
             category="3. Tables",
+            labels=lambda wc: emcom.report.report_labels(TABLES[wc.table].title),
         ),
         provenance=f"{REPORT}/tables/{{table}}.csv.provenance.json",
     params:
         spec=lambda wc: report_spec(wc.table),
-        caption=lambda wc: TABLES[wc.table].caption,  # what docs/captions/table.rst shows
+        caption=lambda wc: emcom.report.rst_text(TABLES[wc.table].caption),  # table.rst shows it
         job_costs=lambda wc: job_costs(wc.table),
     wildcard_constraints:
         table="|".join(TABLES),
@@ -43,7 +44,8 @@ rule report_table:
 # `snakemake --report report.html` shows each PNG with the caption the figure's job wrote beside it.
 for _name in emcom.report.figure_names(config["report"]["figures"]):
     _stem = emcom.report.figure_stem(_name)
-    _kind = emcom.report.figure_kind(_name, config["report"]["figures"].get(_name))
+    _entry = config["report"]["figures"].get(_name)
+    _kind = emcom.report.figure_kind(_name, _entry)
 
     rule:
         name:
@@ -55,13 +57,14 @@ for _name in emcom.report.figure_names(config["report"]["figures"]):
                 f"{REPORT}/figures/{_stem}.png",
                 caption=os.path.abspath(f"{REPORT}/figures/{_stem}.rst"),
                 category="2. Figures",
+                labels=emcom.report.report_labels(emcom.report.figure_title(_name, _entry)),
             ),
             pdf=f"{REPORT}/figures/{_stem}.pdf",
             rst=f"{REPORT}/figures/{_stem}.rst",
             provenance=f"{REPORT}/figures/{_stem}.png.provenance.json",
         params:
             figure=_name,
-            spec=report_spec(),
+            spec=report_spec(figure=_name),
         log:
             f"logs/report_{_name}/{_stem}.log",
         benchmark:
@@ -81,9 +84,15 @@ rule report_claims:
     input:
         stage_outputs(emcom.report.CLAIMS_STAGES),
     output:
-        csv=report(f"{REPORT}/claims.csv", category="1. Claims", caption="../docs/captions/claims.rst"),
         md=f"{REPORT}/claims.md",
+        csv=f"{REPORT}/claims.csv",
         json=f"{REPORT}/claims.json",
+        html=report(
+            f"{REPORT}/claims.html",
+            caption="../docs/captions/claims.rst",
+            category="1. Claims",
+            labels={"claims": "the paper's claims on this run"},
+        ),
         provenance=f"{REPORT}/claims.csv.provenance.json",
     params:
         spec=report_spec("claims"),

@@ -390,7 +390,7 @@ def test_decide_all_has_one_stable_row_per_dataset_and_claim():
 def test_write_claims_writes_md_csv_json_and_provenance(tmp_path):
     df = kl_table([0.95, 0.97, 0.96], [0.4, 0.7, 0.3])
     paths = C.write_claims(df, {"kl": KL}, tmp_path / "claims", settings=SETTINGS)
-    assert [p.name for p in paths] == ["claims.md", "claims.csv", "claims.json"]
+    assert [p.name for p in paths] == ["claims.md", "claims.csv", "claims.json", "claims.html"]
     records = json.loads(paths[2].read_text())
     assert len(records) == len(C.CLAIMS) and records[0]["verdict"] == C.HOLDS
     assert records[1]["p"] is None  # NaN is written as null
@@ -398,6 +398,9 @@ def test_write_claims_writes_md_csv_json_and_provenance(tmp_path):
     assert list(csv.columns) == C.COLUMNS and csv.loc[0, "claim"] == "kl"
     md = paths[0].read_text()
     assert "| syn | kl: " in md and "**holds**" in md and "98.9%" in md
+    page = paths[3].read_text()  # every claim's row and section, its verdict as in the CSV
+    assert page.count("<tr><td>syn</td>") == len(C.CLAIMS) == page.count("<h4 id='syn-")
+    assert "<b>holds</b></td>" in page and "98.9%" in page
     prov = json.loads((tmp_path / "claims" / "claims.csv.provenance.json").read_text())
     assert prov["config"]["claims"]["kl"]["with"] == "a" and prov["config"]["alpha"] == 0.05
     assert not [p for p in (tmp_path / "claims").iterdir() if p.name.startswith(".")]

@@ -107,10 +107,20 @@ def test_one_table_regenerates_alone(tiny_run):
 
 
 def test_report_html_shows_the_figures(tiny_run, tmp_path):
-    snakemake(tiny_run, "--report", str(tmp_path / "report.html"))
+    proc = snakemake(tiny_run, "--report", str(tmp_path / "report.html"))
     html = (tmp_path / "report.html").read_text(errors="replace")
     assert "fig1_training.png" in html and "fig4_etl.png" in html
     assert "table2.html" in html and "3. Tables" in html  # tables too, with their captions
+    # each listed by what it shows, and every caption valid reStructuredText ("|C|" escaped)
+    assert "populations, imitation and vote" in html and "ease of transfer learning" in html
+    assert "ERROR/" not in proc.stdout + proc.stderr, proc.stderr
+
+
+def test_editing_one_tables_rows_reruns_that_table_alone(tiny_run, tmp_path):
+    config = load_config(TINY)
+    config["report"]["tables"]["table7"]["rows"] = {"|C| = 16 (renamed)": "1pair"}
+    changed = write_config(tmp_path / "changed.yaml", config)
+    assert dry_run(tiny_run, config=changed) == {"report_table": 1, "all": 1}
 
 
 def test_etl_change_reruns_only_etl_and_what_reads_it(tiny_run, tmp_path, jax_cache):

@@ -8,13 +8,14 @@
 `report:` block of the workflow config. What exists is declared in `emcom.report.registry`.
 """
 
-from emcom.report.claims import write_claims
+from emcom.report.claims import CLAIMS_FILES, write_claims
 from emcom.report.registry import (
-    CLAIMS_FILES, CLAIMS_STAGES, FIGURES, TABLES, figure_kind, figure_names, figure_stem,
-    resolve_spec, write_figures, write_tables)
+    CLAIMS_STAGES, FIGURES, TABLES, figure_kind, figure_names, figure_stem, figure_title,
+    report_labels, resolve_spec, write_figures, write_tables)
 from emcom.report.spec import ReportSpec, SpecError
-from emcom.report.table import FORMATS as TABLE_FORMATS
+from emcom.report.table import FORMATS as TABLE_FORMATS, rst_text
 
 __all__ = ["CLAIMS_FILES", "CLAIMS_STAGES", "FIGURES", "TABLES", "TABLE_FORMATS", "ReportSpec",
-           "SpecError", "figure_kind", "figure_names", "figure_stem", "resolve_spec", "write_claims",
-           "write_figures", "write_tables"]
+           "SpecError", "figure_kind", "figure_names", "figure_stem", "figure_title",
+           "report_labels", "resolve_spec", "rst_text", "write_claims", "write_figures",
+           "write_tables"]

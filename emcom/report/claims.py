@@ -14,6 +14,7 @@ not above `candidates`.
 
 from __future__ import annotations
 
+import html
 import logging
 import math
 import os
@@ -30,6 +31,7 @@ from emcom.report.select import check_frame
 from emcom.report.spec import SpecError
 
 log = logging.getLogger(__name__)
+CLAIMS_FILES = ("md", "csv", "json", "html")  # what write_claims writes, in its order
 
 
 def decide_all(df: pd.DataFrame, spec: Mapping[str, Any] | None, alpha: float | None = None,
@@ -69,16 +71,49 @@ def to_markdown(claims: pd.DataFrame, alpha: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+VERDICT_COLOURS = {HOLDS: "#1a7f37", FAILS: "#cf222e", UNSURE: "#9a6700", MISSING: "#57606a"}
+
+
+def to_html(claims: pd.DataFrame, alpha: float) -> str:
+    """The summary table and each claim's evidence as a self-contained page (what
+    `snakemake --report` shows: it offers a CSV only as a download)."""
+    e = html.escape
+    def p_text(p: float) -> str:
+        return "n/a" if math.isnan(p) else f"{p:.3g}"
+    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><style>"
+             "body{font-family:sans-serif;font-size:14px;max-width:70em} "
+             "table{border-collapse:collapse} th,td{padding:3px 10px;border-bottom:1px solid #ccc;"
+             "text-align:left;vertical-align:top} td.p{text-align:right}</style></head><body>",
+             "<h3>The paper's claims (§6) on this run</h3>",
+             f"<p>alpha = {alpha}; a verdict is decided by the statistic in each claim's section "
+             "below (docs/report.md, Claims).</p>",
+             "<table><tr><th>Dataset</th><th>Claim</th><th>Verdict</th><th>p</th></tr>"]
+    parts += [f"<tr><td>{e(r.dataset)}</td><td><a href='#{e(r.dataset)}-{e(r.claim)}'>"
+              f"{e(r.claim)}</a>: {e(r.statement)}</td><td style='color:"
+              f"{VERDICT_COLOURS.get(r.verdict, '#000')}'><b>{e(r.verdict)}</b></td>"
+              f"<td class='p'>{p_text(r.p)}</td></tr>" for r in claims.itertuples()]
+    parts.append("</table>")
+    for r in claims.itertuples():
+        parts += [f"<h4 id='{e(r.dataset)}-{e(r.claim)}'>{e(r.dataset)}: {e(r.claim)}: "
+                  f"{e(r.statement)}</h4>", "<ul>",
+                  f"<li><b>{e(r.verdict)}</b>: {e(r.reason)}</li>",
+                  f"<li>Paper: {e(r.paper)}</li>", f"<li>This run: {e(r.evidence or 'n/a')}</li>",
+                  f"<li>Statistic: {e(r.statistic or 'n/a')}</li>", "</ul>"]
+    return "\n".join(parts + ["</body></html>"]) + "\n"
+
+
 def write_claims(df: pd.DataFrame, spec: Mapping[str, Any] | None, out_dir: str | os.PathLike,
                  alpha: float | None = None, settings: Any = None) -> list[Path]:
-    """Writes claims.md, claims.csv and claims.json (records, NaN as null) atomically, and
-    claims.csv.provenance.json (the resolved spec, alpha); returns [md, csv, json]."""
+    """Writes claims.md, claims.csv, claims.json (records, NaN as null) and claims.html
+    atomically, and claims.csv.provenance.json (the resolved spec, alpha); returns
+    [md, csv, json, html]."""
     spec = resolve_claims(spec, settings)
     alpha = spec["alpha"] if alpha is None else float(alpha)
     claims = decide_all(df, spec, alpha)
-    md, csv, js = (Path(out_dir) / f"claims.{ext}" for ext in ("md", "csv", "json"))
-    with provenance.atomic_path(md, suffix=".md") as tmp:
-        tmp.write_text(to_markdown(claims, alpha), encoding="utf-8")
+    md, csv, js, page = (Path(out_dir) / f"claims.{ext}" for ext in CLAIMS_FILES)
+    for path, text in ((md, to_markdown(claims, alpha)), (page, to_html(claims, alpha))):
+        with provenance.atomic_path(path, suffix=path.suffix) as tmp:
+            tmp.write_text(text, encoding="utf-8")
     with provenance.atomic_path(csv, suffix=".csv") as tmp:
         claims.to_csv(tmp, index=False)
     provenance.write_json(js, [{k: None if isinstance(v, float) and math.isnan(v) else v
@@ -86,7 +121,7 @@ def write_claims(df: pd.DataFrame, spec: Mapping[str, Any] | None, out_dir: str 
     counts = {verdict: int(n) for verdict, n in claims["verdict"].value_counts().items()}
     provenance.write_provenance(csv, {"claims": spec, "alpha": alpha}, verdicts=counts)
     log.info("wrote %d claim verdicts to %s", len(claims), out_dir)
-    return [md, csv, js]
+    return [md, csv, js, page]
 
 
 BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"

@@ -24,11 +24,17 @@ from emcom.report.select import (
     RUN, best_seed, dataset_labels, etl_split, finest, main_candidates, restrict, run_values,
     select, validation_accuracy)
 from emcom.report.spec import BEST, MEAN, ReportSpec, Row, parse_rows
+from emcom.report.table import rst_text
 
 log = logging.getLogger(__name__)
 
 PANEL_SIZE = (4.2, 3.2)  # inches per subplot
 COLORS = [f"C{i}" for i in range(10)]
+
+
+# The tables whose rows a figure without its own `rows` draws: Fig. 2's for the periodic test
+# accuracy figures (Figs. 2, 13), Table 2's plain rows for the ETL figures (Figs. 4, 12).
+PERIODIC_ROWS, ETL_ROWS = "fig2", "table2"
 
 
 def curves(df: pd.DataFrame, *, stage: str, metric: str, split: str | None = None,
@@ -148,7 +154,7 @@ def _periodic_grid(df: pd.DataFrame, spec: ReportSpec, name: str,
     +- std over seeds: a panel per evaluation |C| and a line per row (Fig. 2), or the other way
     round with `by_setting` (Fig. 13); a row of panels per dataset."""
     entry = spec.figures.get(name) or {}
-    fallback = (spec.tables.get("fig2") or {}).get("rows")
+    fallback = (spec.tables.get(PERIODIC_ROWS) or {}).get("rows")
     rows = _rows(entry, f"report.figures.{name}.rows", fallback, df)
     values = curves(df, stage="train", metric="accuracy", split=spec.split,
                     keys=("candidates",))
@@ -201,7 +207,7 @@ def etl_curves(df: pd.DataFrame, spec: ReportSpec, name: str = "fig4") -> tuple[
     """Fig. 4: ETL accuracy over ETL steps, a panel per task, a line per setting, mean +- std over
     seeds of the per-seed mean over frozen speakers x fresh listeners (rows: datasets)."""
     entry = spec.figures.get(name) or {}
-    fallback = (spec.tables.get("table2") or {}).get("rows")
+    fallback = (spec.tables.get(ETL_ROWS) or {}).get("rows")
     fallback = {k: v for k, v in (fallback or {}).items()
                 if isinstance(v, str) or BEST in v} or None
     rows = _rows(entry, f"report.figures.{name}.rows", fallback, df, frozenset({MEAN, BEST}))
@@ -259,7 +265,7 @@ def save(fig: Figure, caption: str, out_dir: str | os.PathLike, stem: str,
         fig.savefig(tmp, format="pdf", metadata={"CreationDate": None, "Producer": None,
                                                  "Creator": None})
     with provenance.atomic_path(paths[2], suffix=".rst") as tmp:
-        tmp.write_text(caption + "\n", encoding="utf-8")
+        tmp.write_text(rst_text(caption) + "\n", encoding="utf-8")
     provenance.write_provenance(paths[0], config, caption=caption)
     log.info("wrote %s.{png,pdf,rst} to %s", stem, out_dir)
     return paths

@@ -30,7 +30,8 @@ class TableDef:
     keys: frozenset[str]                # keys its spec entry accepts
     kinds: frozenset[str] = frozenset({MEAN})  # row kinds its `rows` may use
     rows_required: bool = True
-    caption: str = ""                   # the HTML report's: what the paper showed, what to see
+    title: str = ""                     # "Table 1: what it shows" (the HTML report's label)
+    caption: str = ""                   # the title, what the paper showed and what to look for
     job_costs: bool = False             # reads the training jobs' Snakemake benchmark files
 
 
@@ -42,44 +43,53 @@ class FigureDef:
     stages: tuple[str, ...]
     keys: frozenset[str]
     kinds: frozenset[str] = frozenset({MEAN})  # row kinds its `rows` may use
+    title: str = ""                     # "Fig. 1: what it shows" (the HTML report's label)
 
 
 _ROWS, _CANDS = frozenset({"rows"}), frozenset({"rows", "main_candidates"})
 _POPULATION = frozenset({MEAN, VOTE, BEST})
-_CAPTIONS = {  # the paper's numbers: paper.md §4
-    "fig2": "Fig. 2's numbers: final test accuracy per training |C| (rows) and evaluation |C| "
-            "(columns). The paper: every setting above 99.7% at evaluation |C| = 16, spread at "
-            "1024 (87.36 / 93.25 / 96.09 for training |C| = 64 / 256 / 1024, ImageNet). Look for "
-            "rows that differ only in the hard (right-hand) columns.",
-    "fig3": "Fig. 3: TopSim (x100) per training |C|, with Spearman's rho against generalisation. "
-            "The paper: no correlation (rho -0.09 ImageNet, 0.08 CelebA, p > 0.19). Look for a "
-            "rho near 0 while generalisation rises with |C|.",
-    "table1": "Table 1: generalisation and every ETL task per training |C|, with Spearman's rho. "
-              "The paper (CelebA): generalisation 74.50 -> 89.00 and every ETL task rising with "
-              "|C|, rho > 0.90. Reconstruction is n/a here: the data hold features, not images.",
-    "table2": "Table 2: populations, imitation and vote; generalisation (higher is better) and "
-              "robustness drop (lower is better). The paper: larger populations alone do not "
-              "help (CelebA 89.00 / 91.06 / 90.69 for 1 / 10 / 50 pairs); imitation (+ vote) "
-              "helps, more for robustness (50 pairs: 38.87 -> 32.69).",
-    "table5": "Table 5: what training costs here (steps/s, step time, peak memory, time in "
-              "training updates, device; the job's wall time and peak resident set from "
-              "Snakemake's benchmark file), beside the paper's V100 figures for the same N (1 pair "
-              "25 ms, 10 pairs 223 ms, 50 pairs 1089 ms per step on ImageNet). Look for how the "
-              "step time grows with N.",
-    "table6": "Table 6: listener reset. The paper: reset helps 1 pair (89.00 -> 92.21, robustness "
-              "37.90 -> 18.34) and not populations (10 pairs 91.06 -> 90.55, 50 pairs 90.69 -> "
-              "91.52).",
-    "table7": "Table 7: ETL accuracy per attribute per training |C|. The paper (CelebA): most "
-              "attributes rise with |C|; the column means are Table 1's Attributes (86.99 -> "
-              "90.08).",
-    "table8": "Table 8: generalisation on identity-disjoint test data (App. B.7). The paper: the "
-              "ordering of Table 2 holds out of distribution (1 pair 90.08, 50 pairs + imitation + "
-              "vote 93.75).",
-    "transfer": "Zero-shot transfer (Sec. 3.2): source against target accuracy over seeds, and "
-                "the two most different runs. The paper: ImageNet -> CelebA 95.96 -> 36.73, std "
-                "0.49 -> 12.86, runs from 27.88 to 68.49. Look for a collapse and a wide spread.",
+_CAPTIONS = {  # (title: what it shows, then the paper's numbers and what to look for): paper.md §4
+    "fig2": ("Fig. 2's numbers: final test accuracy by training and evaluation |C|",
+             "Rows: training |C|; columns: evaluation |C|. The paper: every setting above 99.7% at "
+             "evaluation |C| = 16, spread at 1024 (87.36 "
+             "/ 93.25 / 96.09 for training |C| = 64 / 256 / 1024, ImageNet). Look for rows that "
+             "differ only in the hard (right-hand) columns."),
+    "fig3": ("Fig. 3: TopSim per training |C|, against generalisation",
+             "TopSim x100, with Spearman's rho against generalisation. The paper: no correlation "
+             "(rho -0.09 ImageNet, 0.08 CelebA, p > 0.19). Look for a "
+             "rho near 0 while generalisation rises with |C|."),
+    "table1": ("Table 1: generalisation and ETL per training |C|",
+               "Every ETL task, with Spearman's rho against generalisation. The paper (CelebA): "
+               "generalisation 74.50 -> 89.00 and every ETL task rising with "
+               "|C|, rho > 0.90. Reconstruction is n/a here: the data hold features, not images."),
+    "table2": ("Table 2: populations, imitation and vote",
+               "Generalisation (higher is better) and robustness drop (lower is better). The "
+               "paper: larger populations alone do not help (CelebA 89.00 / 91.06 / 90.69 "
+               "for 1 / 10 / 50 pairs); imitation (+ vote) helps, more for robustness (50 pairs: "
+               "38.87 -> 32.69)."),
+    "table5": ("Table 5: what training costs here",
+               "Steps/s, step time, peak memory, time in training updates and device (the "
+               "stage's own measurements), the job's wall time and peak resident set "
+               "(Snakemake's benchmark file), beside the paper's V100 figures for the same N: "
+               "1 pair 25 ms, 10 pairs 223 ms, 50 pairs 1089 ms per step on ImageNet. Look for "
+               "how the step time grows with N."),
+    "table6": ("Table 6: listener reset",
+               "The paper: reset helps 1 pair (89.00 -> 92.21, robustness 37.90 -> 18.34) and "
+               "not populations (10 pairs 91.06 -> 90.55, 50 pairs 90.69 -> 91.52)."),
+    "table7": ("Table 7: ETL accuracy per attribute per training |C|",
+               "The paper (CelebA): most attributes rise with |C|; the column means are Table "
+               "1's Attributes (86.99 -> 90.08)."),
+    "table8": ("Table 8: generalisation on identity-disjoint test data",
+               "App. B.7. The paper: the ordering of Table 2 holds out of distribution (1 pair "
+               "90.08, 50 "
+               "pairs + imitation + vote 93.75)."),
+    "transfer": ("Zero-shot transfer (Sec. 3.2): source vs target accuracy",
+                 "Mean and std over seeds, and the two most different runs. The paper: ImageNet -> "
+                 "CelebA 95.96 -> 36.73, std 0.49 -> 12.86, runs from "
+                 "27.88 to 68.49. Look for a collapse and a wide spread."),
 }
-TABLES: dict[str, TableDef] = {t.name: dataclasses.replace(t, caption=_CAPTIONS[t.name]) for t in (
+TABLES: dict[str, TableDef] = {t.name: dataclasses.replace(
+    t, title=_CAPTIONS[t.name][0], caption=". ".join(_CAPTIONS[t.name])) for t in (
     TableDef("fig2", training_tables.fig2_table, ("eval",), _ROWS),
     TableDef("fig3", training_tables.fig3_table, ("eval", "language"), _CANDS),
     TableDef("table1", training_tables.table1, ("eval", "etl"), _CANDS | {"tasks"}),
@@ -94,11 +104,13 @@ TABLES: dict[str, TableDef] = {t.name: dataclasses.replace(t, caption=_CAPTIONS[
 )}
 FIGURES: dict[str, FigureDef] = {f.name: f for f in (
     FigureDef("fig1", "fig1_training", figures.training_curves, ("train",),
-              frozenset({"panels"})),
-    FigureDef("fig2", "fig2_test_accuracy", figures.test_accuracy_curves, ("train",), _ROWS),
+              frozenset({"panels"}), title="Fig. 1: training accuracy with and without KL"),
+    FigureDef("fig2", "fig2_test_accuracy", figures.test_accuracy_curves, ("train",), _ROWS,
+              title="Fig. 2 and Fig. 14: test accuracy during training, per evaluation |C|"),
     FigureDef("fig4", "fig4_etl", figures.etl_curves, ("etl", "eval"), _ROWS | {"tasks"},
-              frozenset({MEAN, BEST})),
-    FigureDef("fig13", "fig13_by_eval_candidates", figures.candidates_curves, ("train",), _ROWS),
+              frozenset({MEAN, BEST}), title="Fig. 4: ease of transfer learning (ETL)"),
+    FigureDef("fig13", "fig13_by_eval_candidates", figures.candidates_curves, ("train",), _ROWS,
+              title="Fig. 13: test accuracy during training, per training |C|"),
 )}
 
 
@@ -116,6 +128,20 @@ def figure_stem(name: str) -> str:
     return FIGURES[name].stem if name in FIGURES else name
 
 
+def figure_title(name: str, entry: Mapping[str, Any] | None = None) -> str:
+    """What figure `name` shows: its kind's title, or an instance's own `title`."""
+    if name in FIGURES:
+        return FIGURES[name].title
+    return (entry or {}).get("title") or f"{name}: {figure_kind(name, entry).title}"
+
+
+def report_labels(title: str) -> dict[str, str]:
+    """The HTML report's labels of a table or figure: {"name": "Table 1", "shows": ...}, from a
+    title "Table 1: what it shows"."""
+    name, _, shows = title.partition(": ")
+    return {"name": name, "shows": shows}
+
+
 def figure_names(spec_figures: Mapping[str, Any] | None) -> list[str]:
     """Every figure a report makes: each kind (its spec entry or defaults), then each instance."""
     return list(FIGURES) + [n for n in (spec_figures or {}) if n not in FIGURES]
@@ -124,7 +150,6 @@ def figure_names(spec_figures: Mapping[str, Any] | None) -> list[str]:
 # The claims table (emcom.report.claims) reads every stage: KL from training curves, TopSim from
 # the language stage, ETL, and generalisation from evaluation.
 CLAIMS_STAGES = ("train", "eval", "language", "etl")
-CLAIMS_FILES = ("md", "csv", "json")
 
 
 def resolve_spec(spec: Mapping[str, Any] | ReportSpec | None,

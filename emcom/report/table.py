@@ -83,6 +83,12 @@ _LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"
           "↓": r"$\downarrow$", "→": r"$\to$", "×": r"$\times$"}
 
 
+def rst_text(text: str) -> str:
+    """`text` safe as reStructuredText, the language of the HTML report's captions: a bare "|"
+    (as in "|C|") would open a substitution reference."""
+    return text.replace("|", "\\|")
+
+
 def _latex(text: str) -> str:
     return "".join(_LATEX.get(ch, ch) for ch in text)
 
