@@ -29,6 +29,7 @@ from emcom.report.claims_spec import (  # noqa: F401 (the claims API in one plac
     CLAIMS, COLUMNS, FAILS, HOLDS, KINDS, MISSING, UNSURE, VERDICTS, resolve_claims)
 from emcom.report.select import check_frame
 from emcom.report.spec import SpecError
+from emcom.report.table import html_page
 
 log = logging.getLogger(__name__)
 CLAIMS_FILES = ("md", "csv", "json", "html")  # what write_claims writes, in its order
@@ -80,12 +81,7 @@ def to_html(claims: pd.DataFrame, alpha: float) -> str:
     e = html.escape
     def p_text(p: float) -> str:
         return "n/a" if math.isnan(p) else f"{p:.3g}"
-    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><style>"
-             "body{font-family:sans-serif;font-size:14px;max-width:70em} "
-             "table{border-collapse:collapse} th,td{padding:3px 10px;border-bottom:1px solid #ccc;"
-             "text-align:left;vertical-align:top} td.p{text-align:right}</style></head><body>",
-             "<h3>The paper's claims (§6) on this run</h3>",
-             f"<p>alpha = {alpha}; a verdict is decided by the statistic in each claim's section "
+    parts = [f"<p>alpha = {alpha}; a verdict is decided by the statistic in each claim's section "
              "below (docs/report.md, Claims).</p>",
              "<table><tr><th>Dataset</th><th>Claim</th><th>Verdict</th><th>p</th></tr>"]
     parts += [f"<tr><td>{e(r.dataset)}</td><td><a href='#{e(r.dataset)}-{e(r.claim)}'>"
@@ -99,7 +95,9 @@ def to_html(claims: pd.DataFrame, alpha: float) -> str:
                   f"<li><b>{e(r.verdict)}</b>: {e(r.reason)}</li>",
                   f"<li>Paper: {e(r.paper)}</li>", f"<li>This run: {e(r.evidence or 'n/a')}</li>",
                   f"<li>Statistic: {e(r.statistic or 'n/a')}</li>", "</ul>"]
-    return "\n".join(parts + ["</body></html>"]) + "\n"
+    return html_page("The paper's claims (§6) on this run", parts,
+                     "body{max-width:70em} th,td{text-align:left;vertical-align:top} "
+                     "td.p{text-align:right}")
 
 
 def write_claims(df: pd.DataFrame, spec: Mapping[str, Any] | None, out_dir: str | os.PathLike,

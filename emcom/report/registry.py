@@ -50,43 +50,42 @@ _ROWS, _CANDS = frozenset({"rows"}), frozenset({"rows", "main_candidates"})
 _POPULATION = frozenset({MEAN, VOTE, BEST})
 _CAPTIONS = {  # (title: what it shows, then the paper's numbers and what to look for): paper.md §4
     "fig2": ("Fig. 2's numbers: final test accuracy by training and evaluation |C|",
-             "Rows: training |C|; columns: evaluation |C|. The paper: every setting above 99.7% at "
-             "evaluation |C| = 16, spread at 1024 (87.36 "
-             "/ 93.25 / 96.09 for training |C| = 64 / 256 / 1024, ImageNet). Look for rows that "
-             "differ only in the hard (right-hand) columns."),
+             "Rows: training |C|; columns: evaluation |C|. The paper: every setting above 99.7% "
+             "at evaluation |C| = 16, spread at 1024 (87.36 / 93.25 / 96.09 for training |C| = 64 "
+             "/ 256 / 1024, ImageNet). Look for rows that differ only in the hard (right-hand) "
+             "columns."),
     "fig3": ("Fig. 3: TopSim per training |C|, against generalisation",
              "TopSim x100, with Spearman's rho against generalisation. The paper: no correlation "
-             "(rho -0.09 ImageNet, 0.08 CelebA, p > 0.19). Look for a "
-             "rho near 0 while generalisation rises with |C|."),
+             "(rho -0.09 ImageNet, 0.08 CelebA, p > 0.19). Look for a rho near 0 while "
+             "generalisation rises with |C|."),
     "table1": ("Table 1: generalisation and ETL per training |C|",
                "Every ETL task, with Spearman's rho against generalisation. The paper (CelebA): "
-               "generalisation 74.50 -> 89.00 and every ETL task rising with "
-               "|C|, rho > 0.90. Reconstruction is n/a here: the data hold features, not images."),
+               "generalisation 74.50 -> 89.00 and every ETL task rising with |C|, rho > 0.90. "
+               "Reconstruction is n/a here: the data hold features, not images."),
     "table2": ("Table 2: populations, imitation and vote",
                "Generalisation (higher is better) and robustness drop (lower is better). The "
-               "paper: larger populations alone do not help (CelebA 89.00 / 91.06 / 90.69 "
-               "for 1 / 10 / 50 pairs); imitation (+ vote) helps, more for robustness (50 pairs: "
-               "38.87 -> 32.69)."),
+               "paper: larger populations alone do not help (CelebA 89.00 / 91.06 / 90.69 for 1 / "
+               "10 / 50 pairs); imitation (+ vote) helps, more for robustness (50 pairs: 38.87 -> "
+               "32.69)."),
     "table5": ("Table 5: what training costs here",
-               "Steps/s, step time, peak memory, time in training updates and device (the "
-               "stage's own measurements), the job's wall time and peak resident set "
-               "(Snakemake's benchmark file), beside the paper's V100 figures for the same N: "
-               "1 pair 25 ms, 10 pairs 223 ms, 50 pairs 1089 ms per step on ImageNet. Look for "
-               "how the step time grows with N."),
+               "Steps/s, step time, peak memory, time in training updates and device (the stage's "
+               "own measurements), the job's wall time and peak resident set (Snakemake's "
+               "benchmark file), beside the paper's V100 figures for the same N: 1 pair 25 ms, 10 "
+               "pairs 223 ms, 50 pairs 1089 ms per step on ImageNet. Look for how the step time "
+               "grows with N."),
     "table6": ("Table 6: listener reset",
-               "The paper: reset helps 1 pair (89.00 -> 92.21, robustness 37.90 -> 18.34) and "
-               "not populations (10 pairs 91.06 -> 90.55, 50 pairs 90.69 -> 91.52)."),
+               "The paper: reset helps 1 pair (89.00 -> 92.21, robustness 37.90 -> 18.34) and not "
+               "populations (10 pairs 91.06 -> 90.55, 50 pairs 90.69 -> 91.52)."),
     "table7": ("Table 7: ETL accuracy per attribute per training |C|",
-               "The paper (CelebA): most attributes rise with |C|; the column means are Table "
-               "1's Attributes (86.99 -> 90.08)."),
+               "The paper (CelebA): most attributes rise with |C|; the column means are Table 1's "
+               "Attributes (86.99 -> 90.08)."),
     "table8": ("Table 8: generalisation on identity-disjoint test data",
                "App. B.7. The paper: the ordering of Table 2 holds out of distribution (1 pair "
-               "90.08, 50 "
-               "pairs + imitation + vote 93.75)."),
+               "90.08, 50 pairs + imitation + vote 93.75)."),
     "transfer": ("Zero-shot transfer (Sec. 3.2): source vs target accuracy",
-                 "Mean and std over seeds, and the two most different runs. The paper: ImageNet -> "
-                 "CelebA 95.96 -> 36.73, std 0.49 -> 12.86, runs from "
-                 "27.88 to 68.49. Look for a collapse and a wide spread."),
+                 "Mean and std over seeds, and the two most different runs. The paper: ImageNet "
+                 "-> CelebA 95.96 -> 36.73, std 0.49 -> 12.86, runs from 27.88 to 68.49. Look for "
+                 "a collapse and a wide spread."),
 }
 TABLES: dict[str, TableDef] = {t.name: dataclasses.replace(
     t, title=_CAPTIONS[t.name][0], caption=". ".join(_CAPTIONS[t.name])) for t in (

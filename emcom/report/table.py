@@ -108,14 +108,19 @@ def to_latex(table: Table) -> str:
     return "\n".join(lines) + "\n"
 
 
+def html_page(title: str, body: list[str], style: str) -> str:
+    """A small self-contained HTML page (what `snakemake --report` embeds): `title` as its
+    heading, then the `body` parts; `style` is CSS beyond the shared font and table rules."""
+    head = ("<!DOCTYPE html><html><head><meta charset='utf-8'><style>"
+            "body{font-family:sans-serif;font-size:14px} table{border-collapse:collapse}"
+            f"th,td{{padding:3px 10px;border-bottom:1px solid #ccc}}{style}</style></head><body>")
+    return "\n".join([head, f"<h3>{html.escape(title)}</h3>", *body, "</body></html>"]) + "\n"
+
+
 def to_html(table: Table) -> str:
-    """The table as a small self-contained HTML page (what `snakemake --report` embeds)."""
+    """The table as an HTML page (`html_page`)."""
     e = html.escape
-    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><style>"
-             "body{font-family:sans-serif;font-size:14px} table{border-collapse:collapse}"
-             "th,td{padding:3px 10px;border-bottom:1px solid #ccc;text-align:right}"
-             "th:first-child,td:first-child{text-align:left}</style></head><body>",
-             f"<h3>{e(table.title)}</h3>"]
+    parts = []
     if not table.rows or not table.columns:
         parts.append("<p><em>No data: the tidy tables have no rows for this table.</em></p>")
     else:
@@ -127,7 +132,8 @@ def to_html(table: Table) -> str:
         parts.append("</table>")
     if table.notes:
         parts.append("<ul>" + "".join(f"<li>{e(n)}</li>" for n in table.notes) + "</ul>")
-    return "\n".join(parts + ["</body></html>"]) + "\n"
+    return html_page(table.title, parts, "th,td{text-align:right} "
+                     "th:first-child,td:first-child{text-align:left}")
 
 
 def to_frame(table: Table) -> pd.DataFrame:
