@@ -49,6 +49,16 @@ def comparable(path: Path) -> pd.DataFrame:
     return df[~df["metric"].map(is_cost)].reset_index(drop=True)
 
 
+def comparable_csv(path: Path) -> pd.DataFrame:
+    """A report table without what this machine measured of itself (Table 5's time and memory):
+    its rows, columns, seed counts and the paper's figures repeat, the timings do not."""
+    df = pd.read_csv(path)
+    if path.stem == "table5":
+        measured = ~df["column"].str.startswith("paper:")
+        df.loc[measured, ["value", "se"]] = float("nan")
+    return df
+
+
 def test_sigkill_in_every_stage_resumes_to_the_uninterrupted_tables(tmp_path, tiny_run,
                                                                     jax_cache):
     workdir = tmp_path / "run"
@@ -82,7 +92,8 @@ def test_sigkill_in_every_stage_resumes_to_the_uninterrupted_tables(tmp_path, ti
                                       obj=str(rel))
     for rel in tiny_run.glob("results/report/tables/*.csv"):
         name = rel.relative_to(tiny_run)
-        assert (workdir / name).read_text() == rel.read_text(), name
+        pd.testing.assert_frame_equal(comparable_csv(workdir / name), comparable_csv(rel),
+                                      obj=str(name))
     # No sidecar outlives the file it describes; no staging or temporary is left.
     sidecars = sorted(p.relative_to(workdir) for p in workdir.glob("**/*.provenance.json"))
     assert sidecars == sorted(p.relative_to(tiny_run) for p in tiny_run.glob("**/*.provenance.json"))
