@@ -400,7 +400,8 @@ def test_write_claims_writes_md_csv_json_and_provenance(tmp_path):
     assert "| syn | kl: " in md and "**holds**" in md and "98.9%" in md
     page = paths[3].read_text()  # every claim's row and section, its verdict as in the CSV
     assert page.count("<tr><td>syn</td>") == len(C.CLAIMS) == page.count("<h4 id='syn-")
-    assert "<b>holds</b></td>" in page and "98.9%" in page
+    assert f"<b style='color:{C.VERDICT_COLOURS[C.HOLDS]}'>holds</b></td>" in page
+    assert "98.9%" in page
     prov = json.loads((tmp_path / "claims" / "claims.csv.provenance.json").read_text())
     assert prov["config"]["claims"]["kl"]["with"] == "a" and prov["config"]["alpha"] == 0.05
     assert not [p for p in (tmp_path / "claims").iterdir() if p.name.startswith(".")]

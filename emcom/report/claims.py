@@ -29,7 +29,7 @@ from emcom.report.claims_spec import (  # noqa: F401 (the claims API in one plac
     CLAIMS, COLUMNS, FAILS, HOLDS, KINDS, MISSING, UNSURE, VERDICTS, resolve_claims)
 from emcom.report.select import check_frame
 from emcom.report.spec import SpecError
-from emcom.report.table import html_page
+from emcom.report.table import html_page, html_row
 
 log = logging.getLogger(__name__)
 CLAIMS_FILES = ("md", "csv", "json", "html")  # what write_claims writes, in its order
@@ -79,25 +79,26 @@ def to_html(claims: pd.DataFrame, alpha: float) -> str:
     """The summary table and each claim's evidence as a self-contained page (what
     `snakemake --report` shows: it offers a CSV only as a download)."""
     e = html.escape
-    def p_text(p: float) -> str:
-        return "n/a" if math.isnan(p) else f"{p:.3g}"
+
+    def summary_row(r) -> str:
+        colour, anchor = VERDICT_COLOURS.get(r.verdict, "#000"), e(f"{r.dataset}-{r.claim}")
+        return html_row([e(r.dataset), f"<a href='#{anchor}'>{e(r.claim)}</a>: {e(r.statement)}",
+                         f"<b style='color:{colour}'>{e(r.verdict)}</b>",
+                         "n/a" if math.isnan(r.p) else f"{r.p:.3g}"])
     parts = [f"<p>alpha = {alpha}; a verdict is decided by the statistic in each claim's section "
              "below (docs/report.md, Claims).</p>",
-             "<table><tr><th>Dataset</th><th>Claim</th><th>Verdict</th><th>p</th></tr>"]
-    parts += [f"<tr><td>{e(r.dataset)}</td><td><a href='#{e(r.dataset)}-{e(r.claim)}'>"
-              f"{e(r.claim)}</a>: {e(r.statement)}</td><td style='color:"
-              f"{VERDICT_COLOURS.get(r.verdict, '#000')}'><b>{e(r.verdict)}</b></td>"
-              f"<td class='p'>{p_text(r.p)}</td></tr>" for r in claims.itertuples()]
+             "<table>" + html_row(["Dataset", "Claim", "Verdict", "p"], "th")]
+    parts += [summary_row(r) for r in claims.itertuples()]
     parts.append("</table>")
     for r in claims.itertuples():
-        parts += [f"<h4 id='{e(r.dataset)}-{e(r.claim)}'>{e(r.dataset)}: {e(r.claim)}: "
+        parts += [f"<h4 id='{e(f'{r.dataset}-{r.claim}')}'>{e(r.dataset)}: {e(r.claim)}: "
                   f"{e(r.statement)}</h4>", "<ul>",
                   f"<li><b>{e(r.verdict)}</b>: {e(r.reason)}</li>",
                   f"<li>Paper: {e(r.paper)}</li>", f"<li>This run: {e(r.evidence or 'n/a')}</li>",
                   f"<li>Statistic: {e(r.statistic or 'n/a')}</li>", "</ul>"]
     return html_page("The paper's claims (§6) on this run", parts,
                      "body{max-width:70em} th,td{text-align:left;vertical-align:top} "
-                     "td.p{text-align:right}")
+                     "td:last-child{text-align:right}")
 
 
 def write_claims(df: pd.DataFrame, spec: Mapping[str, Any] | None, out_dir: str | os.PathLike,

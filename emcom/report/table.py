@@ -10,6 +10,7 @@ import html
 import logging
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,11 @@ def html_page(title: str, body: list[str], style: str) -> str:
     return "\n".join([head, f"<h3>{html.escape(title)}</h3>", *body, "</body></html>"]) + "\n"
 
 
+def html_row(cells: Sequence[str], tag: str = "td") -> str:
+    """One HTML table row of `cells`, which are HTML already (escape plain text first)."""
+    return "<tr>" + "".join(f"<{tag}>{c}</{tag}>" for c in cells) + "</tr>"
+
+
 def to_html(table: Table) -> str:
     """The table as an HTML page (`html_page`)."""
     e = html.escape
@@ -124,10 +130,8 @@ def to_html(table: Table) -> str:
     if not table.rows or not table.columns:
         parts.append("<p><em>No data: the tidy tables have no rows for this table.</em></p>")
     else:
-        parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in
-                                             [table.row_header] + table.columns) + "</tr>")
-        parts += ["<tr>" + "".join(f"<td>{e(t)}</td>" for t in [label] + [c.text() for c in
-                                                                           cells]) + "</tr>"
+        parts.append("<table>" + html_row([e(h) for h in [table.row_header] + table.columns], "th"))
+        parts += [html_row([e(label)] + [e(c.text()) for c in cells])
                   for label, cells in table.rows]
         parts.append("</table>")
     if table.notes:
