@@ -208,8 +208,10 @@ def report_spec(table=None, figure=None):
     spec = {k: v for k, v in section.items() if k not in ("tables", "figures", "claims")}
     if figure is not None:
         fallback = (emcom.report.figures.PERIODIC_ROWS, emcom.report.figures.ETL_ROWS)
-        return {**spec, "figures": {figure: section["figures"][figure]} if figure in
-                section["figures"] else {},
+        figures = {}
+        if figure in section["figures"]:
+            figures[figure] = section["figures"][figure]
+        return {**spec, "figures": figures,
                 "tables": {t: e for t, e in section["tables"].items() if t in fallback}}
     return {**spec, "tables": {table: section["tables"][table]}}
 
