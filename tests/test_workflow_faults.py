@@ -15,6 +15,7 @@ from conftest import SNAKEFILE, TINY, snakemake_env
 from test_workflow_resume import descendants
 
 from emcom.progress import is_cost
+from emcom.report.registry import TABLES
 
 # stage -> the adapter script Snakemake runs it as (.snakemake/scripts/tmp*.<script>)
 SCRIPTS = {"data": b".data_synthetic.py", "train": b".train.py", "evaluate": b".evaluate.py",
@@ -50,10 +51,10 @@ def comparable(path: Path) -> pd.DataFrame:
 
 
 def comparable_csv(path: Path) -> pd.DataFrame:
-    """A report table without what this machine measured of itself (Table 5's time and memory):
-    its rows, columns, seed counts and the paper's figures repeat, the timings do not."""
+    """A report table without what this machine measured of itself (e.g. Table 5's time and
+    memory): its rows, columns, seed counts and the paper's figures repeat, the timings do not."""
     df = pd.read_csv(path)
-    if path.stem == "table5":
+    if TABLES[path.stem].measures_machine:
         measured = ~df["column"].str.startswith("paper:")
         df.loc[measured, ["value", "se"]] = float("nan")
     return df

@@ -34,6 +34,12 @@ class TableDef:
     caption: str = ""                   # the title, what the paper showed and what to look for
     job_costs: bool = False             # reads the training jobs' Snakemake benchmark files
 
+    @property
+    def measures_machine(self) -> bool:
+        """Whether its cells (beyond the paper's columns) are this machine's time and memory, which
+        no two runs repeat: the tables that read the jobs' benchmark files."""
+        return self.job_costs
+
 
 @dataclasses.dataclass(frozen=True)
 class FigureDef:
