@@ -75,7 +75,17 @@ def init_targets(cfg: TrainConfig, speaker: Speaker, rng: jax.Array, speakers: P
 
 
 def init_state(cfg: TrainConfig, speaker: Speaker, listener: Listener, feature_dim: int) -> TrainState:
-    """The state at step 0 of the config's population, from `cfg.seed`."""
+    """The state at step 0 of the config's population, from `cfg.seed`.
+
+    One compiled program (the same values as eager, bit for bit; tests/test_population.py): run
+    eagerly, the agents' init dispatches hundreds of small ops that a fresh process compiles one
+    by one, seconds of every training job, while the persistent compilation cache serves one
+    program to every job of the same shapes."""
+    return jax.jit(lambda: _init_state(cfg, speaker, listener, feature_dim))()
+
+
+def _init_state(cfg: TrainConfig, speaker: Speaker, listener: Listener,
+                feature_dim: int) -> TrainState:
     p = cfg.population
     optimizer = make_optimizer(cfg)
     rng, ks, kl, kt = jax.random.split(jax.random.PRNGKey(cfg.seed), 4)
