@@ -77,18 +77,19 @@ def init_targets(cfg: TrainConfig, speaker: Speaker, rng: jax.Array, speakers: P
 def init_state(cfg: TrainConfig, speaker: Speaker, listener: Listener, feature_dim: int) -> TrainState:
     """The state at step 0 of the config's population, from `cfg.seed`.
 
-    One compiled program (the same values as eager, bit for bit; tests/test_population.py): run
-    eagerly, the agents' init dispatches hundreds of small ops that a fresh process compiles one
-    by one, seconds of every training job, while the persistent compilation cache serves one
-    program to every job of the same shapes."""
-    return jax.jit(lambda: _init_state(cfg, speaker, listener, feature_dim))()
+    One compiled program of the seed's key (the same values as eager, bit for bit;
+    tests/test_population.py): run eagerly, the agents' init dispatches hundreds of small ops that
+    a fresh process compiles one by one, seconds of every training job, while the persistent
+    compilation cache serves one program to every job of the same shapes, whatever its seed."""
+    init = jax.jit(lambda key: _init_state(cfg, speaker, listener, feature_dim, key))
+    return init(jax.random.PRNGKey(cfg.seed))
 
 
-def _init_state(cfg: TrainConfig, speaker: Speaker, listener: Listener,
-                feature_dim: int) -> TrainState:
+def _init_state(cfg: TrainConfig, speaker: Speaker, listener: Listener, feature_dim: int,
+                key: jax.Array) -> TrainState:
     p = cfg.population
     optimizer = make_optimizer(cfg)
-    rng, ks, kl, kt = jax.random.split(jax.random.PRNGKey(cfg.seed), 4)
+    rng, ks, kl, kt = jax.random.split(key, 4)
     speakers = init_speakers(cfg, speaker, ks, p.num_speakers, feature_dim)
     listeners = init_listeners(cfg, listener, kl, p.num_listeners, feature_dim)
     def zeros():  # one buffer each: the jitted update donates the state

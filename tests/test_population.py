@@ -174,7 +174,7 @@ def test_compiled_init_equals_the_eager_init_bit_for_bit(target_init):
                  speaker={"target_init": target_init})
     sp, li = agents.make_speaker(cfg), agents.make_listener(cfg)
     compiled = population.init_state(cfg, sp, li, D)
-    eager = population._init_state(cfg, sp, li, D)  # op by op, as before it was compiled
+    eager = population._init_state(cfg, sp, li, D, jax.random.PRNGKey(cfg.seed))  # op by op
     assert jax.tree_util.tree_structure(compiled) == jax.tree_util.tree_structure(eager)
     for a, b in zip(leaves(compiled), leaves(eager)):
         assert a.dtype == b.dtype and np.array_equal(a, b)
