@@ -3,7 +3,7 @@
 import importlib
 import sys
 
-BENCHMARKS = ("train", "update_modes", "topsim", "tfds")
+BENCHMARKS = ("train", "population", "update_modes", "topsim", "tfds")
 
 
 def main(argv: list[str]) -> int:

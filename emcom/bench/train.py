@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -64,8 +65,27 @@ def _config(args, pairs: int) -> dict:
     return config_lib.resolve(c)
 
 
-def bench_vectorised(cfg: TrainConfig, data: jax.Array, steps: int, steps_per_call: int) -> float:
-    """Seconds per step of the trainer (`--update` mode)."""
+def _program_bytes(stats) -> int:
+    """Bytes a compiled program holds at once by XLA's buffer assignment: arguments, outputs (less
+    the donated arguments they alias) and temporaries (-1 where the backend does not say). Not
+    `peak_memory_in_bytes`: the CPU backend gives only the arguments there."""
+    if stats is None:
+        return -1
+    return int(stats.argument_size_in_bytes + stats.output_size_in_bytes
+               - stats.alias_size_in_bytes + stats.temp_size_in_bytes)
+
+
+class Timing(NamedTuple):
+    compile_s: float   # lowering and compiling the multi-step update
+    s_per_step: float  # steady state, after one warm-up call
+    program_bytes: int  # XLA's peak memory of the compiled update (arguments included)
+
+
+def time_trainer(cfg: TrainConfig, data: jax.Array, steps: int, steps_per_call: int,
+                 max_bytes: int | None = None) -> Timing:
+    """The trainer's update (`train.make_update`, on-device batches) in `cfg`'s population update
+    mode: its compile time and its seconds per step over `steps` steps (at least one call).
+    Raises MemoryError, before running it, if the compiled update needs more than `max_bytes`."""
     speaker, listener = agents.make_speaker(cfg), agents.make_listener(cfg)
     d = data.shape[1]
     mesh = parallel.data_mesh()
@@ -73,14 +93,21 @@ def bench_vectorised(cfg: TrainConfig, data: jax.Array, steps: int, steps_per_ca
     update = train.make_update(cfg, speaker, listener, d, mesh, on_device=True)
     schedule = train.BatchSchedule(0, data.shape[0], cfg.training.batch_size)
     idx = jnp.asarray(schedule.indices(0, steps_per_call))
-    state, m = update(state, data, idx)  # compile + warm up
+    t = time.perf_counter()
+    update = update.lower(state, data, idx).compile()
+    compile_s = time.perf_counter() - t
+    program_bytes = _program_bytes(update.memory_analysis())
+    if max_bytes is not None and program_bytes > max_bytes:
+        raise MemoryError(f"the compiled update needs {program_bytes / 2 ** 30:.1f} GiB, more than "
+                          f"the {max_bytes / 2 ** 30:.1f} GiB available")
+    state, m = update(state, data, idx)  # warm up
     jax.block_until_ready(m)
     calls = max(1, steps // steps_per_call)
     t = time.perf_counter()
     for _ in range(calls):
         state, m = update(state, data, idx)
     jax.block_until_ready((state, m))
-    return (time.perf_counter() - t) / (calls * steps_per_call)
+    return Timing(compile_s, (time.perf_counter() - t) / (calls * steps_per_call), program_bytes)
 
 
 def bench_loop(cfg: TrainConfig, data: jax.Array, steps: int, pairs: int) -> float:
@@ -140,7 +167,7 @@ def main(argv: list[str]) -> int:
     for n in pairs:
         cfg = _config(args, n)
         before = load.snapshot()
-        vec = bench_vectorised(cfg, data, args.steps, args.steps_per_call)
+        vec = time_trainer(cfg, data, args.steps, args.steps_per_call).s_per_step
         loop = float("nan") if args.no_loop else bench_loop(cfg, data, args.loop_steps, n)
         parts = flops_lib.config_flops(cfg, args.dim)
         gflop = parts.pop("total") / 1e9
