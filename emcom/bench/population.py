@@ -22,27 +22,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import yaml
 
 from emcom import config as config_lib, parallel, step as step_lib, train
 from emcom.bench import load
-from emcom.bench.train import time_trainer
+from emcom.bench.train import sizes, time_trainer
 from emcom.report.cost_table import PAPER_V100
 
 GIB = 2 ** 30
 
 
-def _config(base: dict, pairs: int, args) -> config_lib.TrainConfig:
-    training = {**base.get("training", {})}
-    if args.batch_size is not None:
-        training["batch_size"] = args.batch_size
+def _config(base: dict, pairs: int, update: str) -> config_lib.TrainConfig:
     return config_lib.resolve({
-        **base, "training": training,
-        "population": {"num_speakers": pairs, "num_listeners": pairs, "update": args.update}})
+        **base, "population": {"num_speakers": pairs, "num_listeners": pairs, "update": update}})
 
 
 def available_bytes(device) -> int | None:
@@ -58,7 +52,7 @@ def available_bytes(device) -> int | None:
 
 
 def measure(base: dict, pairs: int, args, data: jax.Array) -> dict:
-    cfg = _config(base, pairs, args)
+    cfg = _config(base, pairs, args.update)
     memory, step_ms, _ = PAPER_V100["ImageNet"].get(pairs, (None, None, None))
     device = jax.devices()[0]
     head = {"benchmark": "population", "device": f"{device.platform}:{device.device_kind}",
@@ -114,9 +108,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--steps", type=int, default=20, help="timed steps per size")
     p.add_argument("--steps-per-call", type=int, default=10)
     args = p.parse_args(argv)
-    base = {"game": {"num_candidates": -1}}  # the paper's |C|: every other image of the batch
-    if args.config is not None:
-        base = yaml.safe_load(Path(args.config).read_text())["train"]
+    base = sizes(args.config, args.batch_size)
     data = jax.random.normal(jax.random.PRNGKey(0), (args.rows, args.dim), jnp.float32)
     results = []
     for n in sorted(int(s) for s in args.pairs.split(",")):

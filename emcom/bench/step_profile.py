@@ -27,16 +27,14 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import yaml
 
 from emcom import agents, config as config_lib, population
 from emcom.bench import flops as flops_lib, load
-from emcom.bench.train import matmul_peak, time_trainer
+from emcom.bench.train import matmul_peak, sizes, time_trainer
 from emcom.losses import make_pair_loss
 
 
@@ -103,12 +101,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--steps-per-call", type=int, default=2)
     args = p.parse_args(argv)
-    base = {"game": {"num_candidates": -1}}
-    if args.config is not None:
-        base = yaml.safe_load(Path(args.config).read_text())["train"]
-    if args.batch_size is not None:
-        base = {**base, "training": {**base.get("training", {}), "batch_size": args.batch_size}}
-    cfg = config_lib.resolve(base)
+    cfg = config_lib.resolve(sizes(args.config, args.batch_size))
     peak = matmul_peak()
     peak_gflops = peak["jax"]["median"]
     before = load.snapshot()

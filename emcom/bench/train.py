@@ -17,11 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import yaml
 
 from emcom import agents, config as config_lib, parallel, population, step as step_lib, train
 from emcom.bench import flops as flops_lib, load
@@ -65,6 +67,17 @@ def _config(args, pairs: int) -> dict:
     return config_lib.resolve(c)
 
 
+def sizes(config: str | None, batch_size: int | None = None) -> dict:
+    """Overrides of the training defaults for a benchmark: a workflow config's `train:` block, or
+    the paper's sizes (the defaults, |C| every other image of the batch); `batch_size` replaces
+    the batch where given."""
+    base = ({"game": {"num_candidates": -1}} if config is None
+            else yaml.safe_load(Path(config).read_text())["train"])
+    if batch_size is not None:
+        base = {**base, "training": {**base.get("training", {}), "batch_size": batch_size}}
+    return base
+
+
 def _program_bytes(stats) -> int:
     """Bytes a compiled program holds at once by XLA's buffer assignment: arguments, outputs (less
     the donated arguments they alias) and temporaries (-1 where the backend does not say). Not
@@ -78,7 +91,7 @@ def _program_bytes(stats) -> int:
 class Timing(NamedTuple):
     compile_s: float   # lowering and compiling the multi-step update
     s_per_step: float  # steady state, after one warm-up call
-    program_bytes: int  # XLA's peak memory of the compiled update (arguments included)
+    program_bytes: int  # the compiled update's memory (`_program_bytes`, arguments included)
 
 
 def time_trainer(cfg: TrainConfig, data: jax.Array, steps: int, steps_per_call: int,
