@@ -212,3 +212,18 @@ def load_resume(path: str | os.PathLike) -> Checkpoint | None:
             os.replace(candidate, aside)
             log.warning("%s; moved to %s, falling back on the previous generation", e, aside)
     return None
+
+
+def load_generation(path: str | os.PathLike, step: int) -> Checkpoint | None:
+    """The checkpoint at `path` if it is readable and holds `step`, else None (logged)."""
+    try:
+        ckpt = load(path)
+    except CheckpointVersionError:
+        raise
+    except CheckpointError as e:
+        log.warning("%s", e)
+        return None
+    if ckpt.step != step:
+        log.warning("%s holds step %d, not %d", path, ckpt.step, step)
+        return None
+    return ckpt

@@ -94,6 +94,8 @@ class TrainingConfig:
     checkpoint_every: int = 500
     eval_candidates: tuple[int, ...] = (16, 64, 256, 1024)
     eval_batches: int = 4
+    seeds_per_job: int = 1  # seeds of one setting trained by one program (the DAG groups them)
+    seeds_batching: str = "map"  # "map": one seed after another; "vmap": vectorised over seeds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +143,7 @@ _CHOICES = {
     "imitation.score": ("ema", "cumulative_mean"),
     "imitation.student": ("free", "forced"),
     "reset.target": ("listener", "speaker", "pair"),
+    "training.seeds_batching": ("map", "vmap"),
 }
 # Keys whose value may be None (the default then depends on other keys).
 _NULLABLE = {"population.pairs_per_step"}
@@ -150,6 +153,7 @@ _POSITIVE_INT = {
     "population.num_listeners", "population.pairs_per_step", "imitation.students",
     "training.steps", "training.batch_size", "training.steps_per_call", "training.log_every",
     "training.eval_every", "training.checkpoint_every", "training.eval_batches",
+    "training.seeds_per_job",
 }
 _NON_NEGATIVE = {"imitation.every", "reset.every", "seed", "loss.entropy_coef", "loss.kl_coef"}
 _UNIT_INTERVAL = {"loss.kl_ema", "imitation.ema", "optimizer.b1", "optimizer.b2"}

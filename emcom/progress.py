@@ -123,9 +123,12 @@ class Checkpointer:
     def latest(self) -> Path | None:
         return None if self.out is None else self.out / "latest.npz"
 
-    def restore(self, feature_dim: int) -> checkpoint.Checkpoint | None:
-        """The run's resume point, or None; raises ValueError if it holds another run."""
+    def restore(self, feature_dim: int, at_step: int | None = None) -> checkpoint.Checkpoint | None:
+        """The run's resume point (with `at_step`: its generation at that step), or None; raises
+        ValueError if it holds another run."""
         ckpt = checkpoint.load_resume(self.latest) if self.out is not None else None
+        if ckpt is not None and at_step is not None and ckpt.step != at_step:
+            ckpt = checkpoint.load_generation(checkpoint.previous_of(self.latest), at_step)
         if ckpt is None:
             return None
         if ckpt.config != self.cfg or ckpt.feature_dim != feature_dim:

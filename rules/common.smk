@@ -3,6 +3,7 @@
 # the JSON schema cannot express run here, when the DAG is built, so that a typo fails at start with
 # the key's name instead of hours later in a job.
 import copy
+import re
 from pathlib import Path
 
 import yaml
@@ -65,6 +66,48 @@ def experiment_runs():
         for dataset in exp["datasets"]
         for seed in experiment_seeds(exp)
     ]
+
+
+def train_outputs(dataset, setting, seed):
+    """The files a training job writes for one run (patterns, given wildcards). Sidecars are
+    outputs too, so Snakemake removes them with what they describe."""
+    root = RUN.format(dataset=dataset, setting=setting, seed=seed)
+    return {
+        "best": f"{root}/train/best.npz",
+        "table": f"{root}/train/train_metrics.parquet",
+        "csv": f"{root}/train/train_metrics.csv",
+        "best_provenance": f"{root}/train/best.npz.provenance.json",
+        "provenance": f"{root}/train/train_metrics.parquet.provenance.json",
+    }
+
+
+def train_jobs():
+    """(dataset, setting, seeds) of every training job: an experiment's seeds on one dataset in
+    groups of its `training.seeds_per_job` (a group of one is a `train` job)."""
+    jobs = []
+    for setting, exp in config["experiments"].items():
+        seeds = experiment_seeds(exp)
+        for dataset in exp["datasets"]:
+            k = train_config(dataset, setting, seeds[0])["training"]["seeds_per_job"]
+            jobs += [(dataset, setting, seeds[i : i + k]) for i in range(0, len(seeds), k)]
+    return jobs
+
+
+def group_path(dataset, setting, seeds):
+    """{dataset}/{setting}/seed<a>+<b>+...: a group job's log and benchmark name."""
+    return f"{dataset}/{setting}/seed{'+'.join(str(s) for s in seeds)}"
+
+
+def group_rule_name(dataset, setting, seeds):
+    name = re.sub(r"\W", "_", group_path(dataset, setting, seeds))
+    return f"train_{name}"
+
+
+def train_benchmark(dataset, setting, seeds):
+    """The Snakemake benchmark file of the training job of `seeds` (Table 5 reads it)."""
+    if len(seeds) == 1:
+        return TRAIN_BENCHMARK.format(dataset=dataset, setting=setting, seed=seeds[0])
+    return f"benchmarks/train/{group_path(dataset, setting, seeds)}.tsv"
 
 
 def train_config(dataset, setting, seed):
@@ -161,13 +204,13 @@ def stage_outputs(stages):
 
 
 def job_costs(table):
-    """(benchmark file, dataset, setting, seed) of every training job, for a table that reads
-    them (Table 5). The files are not inputs: Snakemake writes them beside a job's outputs, and a
+    """(benchmark file, dataset, setting, seed, seeds in its job) of every run, for a table that
+    reads them (Table 5). The files are not inputs: Snakemake writes them beside a job's outputs, and a
     run trained outside Snakemake has none (the table then says so)."""
     if not TABLES[table].job_costs:
         return []
-    return [[TRAIN_BENCHMARK.format(dataset=d, setting=s, seed=n), d, s, n]
-            for d, s, n in experiment_runs()]
+    return [[train_benchmark(d, s, seeds), d, s, n, len(seeds)]
+            for d, s, seeds in train_jobs() for n in seeds]
 
 
 def stage_resources(stage):
@@ -192,10 +235,11 @@ def job_resources(stage, runtime=None):
     return res
 
 
-def train_runtime(wildcards):
-    """Time limit of one training attempt: the experiment's `runtime`, else resources.train's."""
-    exp = config["experiments"][wildcards.setting]
-    return exp.get("runtime", stage_resources("train").get("runtime", 60))
+def train_runtime(setting, seeds=1):
+    """Time limit of one training attempt: the experiment's `runtime`, else resources.train's,
+    times the seeds the job trains (a group runs them one after another on a CPU)."""
+    exp = config["experiments"][setting]
+    return seeds * exp.get("runtime", stage_resources("train").get("runtime", 60))
 
 
 def report_spec(table=None, figure=None):

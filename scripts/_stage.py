@@ -50,9 +50,16 @@ def write_stage_table(snakemake: Any, df: pd.DataFrame, settings: Any, **provena
     (dataset, setting, seed) and the evaluated dataset as the config names it (`eval_dataset`
     wildcard, else the training dataset; a manifest may name it otherwise)."""
     wc = snakemake.wildcards
-    df = df.assign(eval_dataset=wc.get("eval_dataset", wc.dataset))
-    df = tidy.with_keys(df, dataset=wc.dataset, setting=wc.setting, seed=int(wc.seed))
-    tidy.write_table(df, snakemake.output.table, config=settings, **provenance)
+    write_run_table(df, snakemake.output.table, settings, wc.dataset, wc.setting, int(wc.seed),
+                    wc.get("eval_dataset", wc.dataset), **provenance)
+
+
+def write_run_table(df: pd.DataFrame, path: str, settings: Any, dataset: str, setting: str,
+                    seed: int, eval_dataset: str | None = None, **provenance: Any) -> None:
+    """Writes one run's tidy rows to `path` (+ .csv, + provenance), labelled with its keys."""
+    df = df.assign(eval_dataset=eval_dataset or dataset)
+    df = tidy.with_keys(df, dataset=dataset, setting=setting, seed=seed)
+    tidy.write_table(df, path, config=settings, **provenance)
 
 
 def run_checkpoint_stage(snakemake: Any, stage: str, run: Callable[..., pd.DataFrame],

@@ -146,6 +146,16 @@ def require_slurm() -> None:
 STAGES = emcom.names.CHECKPOINT_STAGES  # the per-checkpoint stages = their file names
 
 
+def train_job_file(workdir: Path, kind: str, dataset: str, setting: str,
+                   seed: int) -> tuple[Path, int]:
+    """The log or benchmark file (`kind`: logs, benchmarks) of the one training job that trained
+    `seed`, named seed<n> or, for a job of several seeds, seed<a>+<b>+..., and its seed count."""
+    found = [(p, len(seeds)) for p in (workdir / kind / "train" / dataset / setting).glob("seed*")
+             if str(seed) in (seeds := p.stem.removeprefix("seed").split("+"))]
+    assert len(found) == 1, (kind, dataset, setting, seed, found)
+    return found[0]
+
+
 def check_tiny_outputs(workdir: Path, config_path: Path = TINY) -> None:
     """Asserts that a finished run of `config_path` in `workdir` wrote every stage's tidy table,
     labelled with its run, and the report's tables and figures, with Table 2's "1 pair" cell equal
@@ -169,9 +179,9 @@ def check_tiny_outputs(workdir: Path, config_path: Path = TINY) -> None:
         for target in exp.get("transfer", []):
             df = pd.read_parquet(root / f"transfer/{target}.parquet")
             assert set(df["eval_dataset"]) == {target} and set(df["dataset"]) == {dataset}
-        wildcards = f"{dataset}/{setting}/seed{seed}"
-        assert "rule train" in (workdir / f"logs/train/{wildcards}.log").read_text()
-        assert (workdir / f"benchmarks/train/{wildcards}.tsv").exists()
+        log, _ = train_job_file(workdir, "logs", dataset, setting, seed)
+        assert "rule train" in log.read_text()
+        train_job_file(workdir, "benchmarks", dataset, setting, seed)
 
     tables = workdir / "results/report/tables"
     for name in config["report"]["tables"]:
@@ -190,8 +200,8 @@ def check_tiny_outputs(workdir: Path, config_path: Path = TINY) -> None:
     if "table5" in config["report"]["tables"]:  # the job columns, from the benchmark files
         wall = []
         for d, s in seeds:
-            bench = pd.read_csv(workdir / f"benchmarks/train/{d}/1pair/seed{s}.tsv", sep="\t")
-            wall.append(bench["s"].mean() / 60)
+            path, in_job = train_job_file(workdir, "benchmarks", d, "1pair", s)
+            wall.append(pd.read_csv(path, sep="\t")["s"].mean() / 60 / in_job)
         cost = pd.read_csv(tables / "table5.csv")
         cell = cost[cost["row"].str.startswith("1 pair") & (cost["column"] == "job: wall (min)")]
         assert math.isclose(cell["value"].iloc[0], sum(wall) / len(wall), rel_tol=1e-9), cell
@@ -213,8 +223,11 @@ RESUME_TARGET = f"{RESUME_RUN}/best.npz"
 
 
 def resume_config(path: Path) -> Path:
-    """tiny.yaml with a training long enough (seconds) to be killed between two checkpoints."""
+    """tiny.yaml with a training long enough (seconds) to be killed between two checkpoints, one
+    job per seed."""
     config = load_config(TINY)
+    # A job per seed: the kill and resume of rule `train` (tiny_run has a job of two seeds).
+    config["experiments"]["1pair"].pop("train")
     config["train"]["training"].update(steps=20000, steps_per_call=100, log_every=200,
                                        eval_every=10000, checkpoint_every=200)
     return write_config(path, config)

@@ -532,6 +532,15 @@ def test_table5_cost_from_the_train_stage_cost_rows(tmp_path):
     assert f"1 pair ({DS}): 1 of" not in md
 
 
+def test_a_job_of_several_seeds_shares_its_time_not_its_memory(tmp_path):
+    path = tmp_path / "seed0+1.tsv"
+    path.write_text("s\th:m:s\tmax_rss\tcpu_time\n120\t0:02:00\t900\t200\n")
+    rows = benchmark_rows([[str(path), DS, "p1", seed, 2] for seed in (0, 1)])
+    got = rows.groupby(["seed", "metric"])["value"].first().unstack()
+    assert got.loc[0].to_dict() == got.loc[1].to_dict() == {
+        "job_cpu_seconds": 100.0, "job_max_rss_mib": 900.0, "job_seconds": 60.0}
+
+
 def test_a_benchmark_file_without_snakemakes_columns_is_named(tmp_path):
     path = tmp_path / "seed0.tsv"
     path.write_text("seconds\trss\n1\t2\n")

@@ -133,3 +133,78 @@ def test_bad_inputs_raise_clear_errors():
         train.train(tiny(5), toy_features(10))
     with pytest.raises(ValueError, match="eval_candidates"):
         train.train(tiny(5), toy_features(40), toy_features(8))
+
+
+def cost_free(rows):
+    df = pd.DataFrame(rows)
+    return df[~df.metric.map(is_cost)].reset_index(drop=True)
+
+
+def seed_configs(batching="map", steps=40):
+    return [{**tiny(steps, seeds_per_job=2, seeds_batching=batching), "seed": s} for s in (3, 4)]
+
+
+def assert_same_runs(a, b):
+    for ra, rb in zip(a, b):
+        for u, w in zip(leaves(ra.state), leaves(rb.state)):
+            np.testing.assert_array_equal(u, w)
+        pd.testing.assert_frame_equal(cost_free(ra.rows), cost_free(rb.rows))
+        assert (ra.best_step, ra.best_valid_loss) == (rb.best_step, rb.best_valid_loss)
+
+
+def test_seeds_of_one_job_equal_separate_runs_bit_for_bit(tmp_path):
+    x, v = toy_features(160), toy_features(48, seed=1)
+    cfgs = seed_configs("map")
+    together = train.train_seeds(cfgs, x, v, None, [tmp_path / "s3", tmp_path / "s4"])
+    alone = [train.train(c, x, v, None, tmp_path / f"alone{i}") for i, c in enumerate(cfgs)]
+    assert_same_runs(together, alone)
+    assert not all(np.array_equal(u, w) for u, w in zip(leaves(together[0].state),
+                                                        leaves(together[1].state)))
+    for i, seed in enumerate((3, 4)):
+        a = checkpoint.load(tmp_path / f"s{seed}" / "best.npz")
+        b = checkpoint.load(tmp_path / f"alone{i}" / "best.npz")
+        assert a.step == b.step and a.config.seed == seed
+        for u, w in zip(leaves(a.state), leaves(b.state)):
+            np.testing.assert_array_equal(u, w)
+
+
+def test_vmapped_seeds_equal_separate_runs_to_round_off():
+    x = toy_features(160)
+    cfgs = seed_configs("vmap", steps=20)
+    together = train.train_seeds(cfgs, x)
+    for r, c in zip(together, cfgs):
+        alone = train.train(c, x)
+        for u, w in zip(leaves(r.state), leaves(alone.state)):
+            np.testing.assert_allclose(u, w, rtol=1e-4, atol=1e-5)
+
+
+def test_seeds_resume_together_after_a_kill_between_their_checkpoints(tmp_path):
+    x, v = toy_features(160), toy_features(48, seed=1)
+    cfgs = seed_configs("map")
+    full = train.train_seeds(cfgs, x, v, None, [tmp_path / "full3", tmp_path / "full4"])
+
+    class Killed(Exception):
+        pass
+
+    def kill_at(at):
+        def kill(step, state):
+            if step == at:
+                raise Killed
+        return kill
+
+    outs = [tmp_path / "cut3", tmp_path / "cut4"]
+    with pytest.raises(Killed):
+        train.train_seeds(cfgs, x, v, None, outs, callback=kill_at(25))
+    # Seed 3 one checkpoint ahead, as if the job had died between the two runs' saves of step 30.
+    with pytest.raises(Killed):
+        train.train(cfgs[0], x, v, None, outs[0], callback=kill_at(35))
+    assert [checkpoint.load(o / "latest.npz").step for o in outs] == [30, 20]
+    resumed = train.train_seeds(cfgs, x, v, None, outs)
+    assert_same_runs(resumed, full)
+
+
+def test_a_job_trains_one_setting_only():
+    with pytest.raises(ValueError, match="differ in their seed only"):
+        train.train_seeds([tiny(5), {**tiny(5, steps_per_call=1), "seed": 1}], toy_features(40))
+    with pytest.raises(ValueError, match="distinct seeds"):
+        train.train_seeds([tiny(5), tiny(5)], toy_features(40))

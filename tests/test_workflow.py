@@ -87,6 +87,15 @@ def test_config_errors_name_the_key(tmp_path, edit, message):
     assert message in proc.stdout + proc.stderr
 
 
+def test_seeds_per_job_groups_an_experiments_seeds_into_jobs(tmp_path):
+    config = load_config(TINY)
+    config["experiments"]["1pair"].update(seeds=3, train={"training": {"seeds_per_job": 2}})
+    jobs = dry_run(tmp_path, config=write_config(tmp_path / "seeds.yaml", config))
+    # seeds 0 and 1 in one job, seed 2 (a group of one) in rule `train`; each seed evaluated
+    assert jobs["train_tiny_1pair_seed0_1"] == 1 and jobs["train"] == 1, jobs
+    assert jobs["evaluate"] == jobs["language"] == jobs["etl"] == 3, jobs
+
+
 # ------------------------------------------------------------------------------- end to end
 
 

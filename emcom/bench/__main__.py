@@ -3,7 +3,7 @@
 import importlib
 import sys
 
-BENCHMARKS = ("train", "population", "step_profile", "update_modes", "topsim", "tfds")
+BENCHMARKS = ("train", "population", "seeds", "step_profile", "update_modes", "topsim", "tfds")
 
 
 def main(argv: list[str]) -> int:

@@ -95,17 +95,21 @@ class Timing(NamedTuple):
 
 
 def time_trainer(cfg: TrainConfig, data: jax.Array, steps: int, steps_per_call: int,
-                 max_bytes: int | None = None) -> Timing:
+                 max_bytes: int | None = None, seeds: int = 1) -> Timing:
     """The trainer's update (`train.make_update`, on-device batches) in `cfg`'s population update
-    mode: its compile time and its seconds per step over `steps` steps (at least one call).
-    Raises MemoryError, before running it, if the compiled update needs more than `max_bytes`."""
+    mode, of `seeds` runs in one program (`cfg.training.seeds_batching`): its compile time and its
+    seconds per step of all runs over `steps` steps (at least one call). Raises MemoryError,
+    before running it, if the compiled update needs more than `max_bytes`."""
     speaker, listener = agents.make_speaker(cfg), agents.make_listener(cfg)
     d = data.shape[1]
     mesh = parallel.data_mesh()
-    state = parallel.replicate(population.init_state(cfg, speaker, listener, d), mesh)
-    update = train.make_update(cfg, speaker, listener, d, mesh, on_device=True)
-    schedule = train.BatchSchedule(0, data.shape[0], cfg.training.batch_size)
-    idx = jnp.asarray(schedule.indices(0, steps_per_call))
+    state = parallel.replicate(train.stack([
+        population.init_state(config_lib.resolve({**cfg.to_dict(), "seed": s}), speaker,
+                              listener, d) for s in range(seeds)]), mesh)
+    update = train.make_update(cfg, speaker, listener, d, mesh, on_device=True, seeds=seeds)
+    idx = jnp.asarray(np.stack([
+        train.BatchSchedule(s, data.shape[0], cfg.training.batch_size).indices(0, steps_per_call)
+        for s in range(seeds)]))
     t = time.perf_counter()
     update = update.lower(state, data, idx).compile()
     compile_s = time.perf_counter() - t

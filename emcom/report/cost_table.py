@@ -28,10 +28,12 @@ COLUMNS = ["N", "steps/s", "step (ms)", "peak memory (MiB)", "training (min)",
 
 def benchmark_rows(files: Iterable[Sequence]) -> pd.DataFrame:
     """Tidy train-stage rows (`JOB_METRICS`) from Snakemake's benchmark files of training jobs,
-    given as (path, dataset, setting, seed); a file that does not exist (a run trained outside
-    Snakemake) gives no rows. Raises ValueError naming a file without Snakemake's columns."""
+    given as (path, dataset, setting, seed[, seeds the job trained]); a job of k seeds
+    (`training.seeds_per_job`) counts 1/k of its wall and CPU time per run. A file that does not
+    exist (a run trained outside Snakemake) gives no rows. Raises ValueError naming a file
+    without Snakemake's columns."""
     rows = []
-    for path, dataset, setting, seed in files:
+    for path, dataset, setting, seed, *in_job in files:
         if not os.path.exists(path):
             continue
         bench = pd.read_csv(path, sep="\t", na_values=["NA", "-"])
@@ -40,8 +42,11 @@ def benchmark_rows(files: Iterable[Sequence]) -> pd.DataFrame:
             raise ValueError(f"{path}: not a Snakemake benchmark file (no rows, or no column(s) "
                              f"{missing})")
         for column, metric in JOB_METRICS.items():  # `repeat` rows: their mean
+            value = bench[column].mean()
+            if column != "max_rss":  # time is shared by the job's runs, its memory is not
+                value /= in_job[0] if in_job else 1
             rows.append({"dataset": dataset, "setting": setting, "seed": int(seed),
-                         **train_row(metric, bench[column].mean(), -1)})
+                         **train_row(metric, value, -1)})
     return pd.DataFrame(rows)
 
 
@@ -100,7 +105,8 @@ def table5(df: pd.DataFrame, spec: ReportSpec) -> Table:
                  "resident set on a CPU. Step time here is per compiled call of steps_per_call "
                  "steps, divided by them. Job columns: Snakemake's benchmark file of the training "
                  "job (wall time and peak resident set of its last attempt, including imports, "
-                 "compilation, evaluation and checkpoints).")
+                 "compilation, evaluation and checkpoints; a job that trained k seeds together, "
+                 "training.seeds_per_job, counts 1/k of its wall time per run).")
     return Table("table5", "Table 5: computational cost of training, measured", "Setting",
                  COLUMNS, body, notes)
 
