@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -127,16 +128,22 @@ class Checkpointer:
         """The run's resume point (with `at_step`: its generation at that step), or None; raises
         ValueError if it holds another run."""
         ckpt = checkpoint.load_resume(self.latest) if self.out is not None else None
+        source = self.latest
         if ckpt is not None and at_step is not None and ckpt.step != at_step:
-            ckpt = checkpoint.load_generation(checkpoint.previous_of(self.latest), at_step)
+            source = checkpoint.previous_of(self.latest)
+            ckpt = checkpoint.load_generation(source, at_step)
         if ckpt is None:
             return None
         if ckpt.config != self.cfg or ckpt.feature_dim != feature_dim:
-            raise ValueError(f"{self.latest} holds a run with another config or input size; "
+            raise ValueError(f"{source} holds a run with another config or input size; "
                              "use a fresh out_dir")
+        if source != self.latest:
+            # The generation resumed from becomes the resume point: the next save must keep it
+            # as the previous one, in case the job dies again before all its runs saved.
+            os.replace(source, self.latest)
         self.best_loss = ckpt.meta.get("best_valid_loss", math.inf)
         self.best_step = ckpt.meta.get("best_step", -1)
-        log.info("resuming from %s at step %d", self.latest, ckpt.step)
+        log.info("resuming from %s at step %d", source, ckpt.step)
         return ckpt
 
     def validated(self, state: Any, step: int, loss: float) -> None:

@@ -98,9 +98,20 @@ def group_path(dataset, setting, seeds):
     return f"{dataset}/{setting}/seed{'+'.join(str(s) for s in seeds)}"
 
 
-def group_rule_name(dataset, setting, seeds):
-    name = re.sub(r"\W", "_", group_path(dataset, setting, seeds))
-    return f"train_{name}"
+def group_rules():
+    """(rule name, dataset, setting, seeds) of every training job of several seeds. The name is
+    its group_path with non-word characters as `_`, and the job's index where two would meet
+    (datasets `t-1` and `t_1`)."""
+    rules = {}
+    for index, (dataset, setting, seeds) in enumerate(train_jobs()):
+        if len(seeds) > 1:
+            name = re.sub(r"\W", "_", group_path(dataset, setting, seeds))
+            name = f"train_{name}" if f"train_{name}" not in rules else f"train_{index}_{name}"
+            if name in rules:
+                raise ValueError(f"config: training jobs {rules[name]} and "
+                                 f"{(dataset, setting, seeds)} would share rule name {name}")
+            rules[name] = (dataset, setting, seeds)
+    return [(name, *job) for name, job in rules.items()]
 
 
 def train_benchmark(dataset, setting, seeds):

@@ -31,13 +31,11 @@ rule train:
         "../scripts/train.py"
 
 
-for _dataset, _setting, _seeds in train_jobs():
-    if len(_seeds) == 1:
-        continue
+for _name, _dataset, _setting, _seeds in group_rules():
 
     rule:
         name:
-            group_rule_name(_dataset, _setting, _seeds)
+            _name
         input:
             manifest=manifest(_dataset),
         output:
@@ -64,4 +62,4 @@ for _dataset, _setting, _seeds in train_jobs():
         script:
             "../scripts/train.py"
 
-    workflow.ruleorder(group_rule_name(_dataset, _setting, _seeds), "train")
+    workflow.ruleorder(_name, "train")

@@ -199,6 +199,11 @@ def test_seeds_resume_together_after_a_kill_between_their_checkpoints(tmp_path):
     with pytest.raises(Killed):
         train.train(cfgs[0], x, v, None, outs[0], callback=kill_at(35))
     assert [checkpoint.load(o / "latest.npz").step for o in outs] == [30, 20]
+    with pytest.raises(Killed):  # both resume at 20; killed again before the next checkpoint
+        train.train_seeds(cfgs, x, v, None, outs, callback=kill_at(25))
+    # Seed 3's generation at 20 became its resume point, so a further death between the runs'
+    # saves of step 30 would find step 20 again as its previous generation.
+    assert [checkpoint.load(o / "latest.npz").step for o in outs] == [20, 20]
     resumed = train.train_seeds(cfgs, x, v, None, outs)
     assert_same_runs(resumed, full)
 

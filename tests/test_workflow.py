@@ -100,6 +100,11 @@ def test_seeds_per_job_groups_an_experiments_seeds_into_jobs(tmp_path):
     # seeds 0 and 1 in one job, seed 2 (a group of one) in rule `train`; each seed evaluated
     assert jobs["train_tiny_1pair_seed0_1"] == 1 and jobs["train"] == 1, jobs
     assert jobs["evaluate"] == jobs["language"] == jobs["etl"] == 3, jobs
+    # datasets whose names differ only in a character a rule name cannot hold
+    config["datasets"].update({"t-1": config["datasets"]["tiny"], "t_1": config["datasets"]["tiny"]})
+    config["experiments"]["1pair"].update(datasets=["t-1", "t_1"], transfer=[])
+    jobs = dry_run(tmp_path, config=write_config(tmp_path / "names.yaml", config))
+    assert jobs["train_t_1_1pair_seed0_1"] == jobs["train_2_t_1_1pair_seed0_1"] == 1, jobs
 
 
 # ------------------------------------------------------------------------------- end to end

@@ -105,8 +105,9 @@ def table5(df: pd.DataFrame, spec: ReportSpec) -> Table:
                  "resident set on a CPU. Step time here is per compiled call of steps_per_call "
                  "steps, divided by them. Job columns: Snakemake's benchmark file of the training "
                  "job (wall time and peak resident set of its last attempt, including imports, "
-                 "compilation, evaluation and checkpoints; a job that trained k seeds together, "
-                 "training.seeds_per_job, counts 1/k of its wall time per run).")
+                 "compilation, evaluation and checkpoints). A job that trained k seeds together "
+                 "(training.seeds_per_job) charges each run 1/k of its time: training time, step "
+                 "time and the job columns.")
     return Table("table5", "Table 5: computational cost of training, measured", "Setting",
                  COLUMNS, body, notes)
 
