@@ -24,11 +24,10 @@ import json
 import os
 
 import jax
-import jax.numpy as jnp
 
 from emcom import config as config_lib, parallel, step as step_lib, train
 from emcom.bench import load
-from emcom.bench.train import sizes, time_trainer
+from emcom.bench.train import add_size_arguments, random_dataset, sizes, time_trainer
 from emcom.report.cost_table import PAPER_V100
 
 GIB = 2 ** 30
@@ -98,18 +97,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--pairs", default="1,10,50", help="comma-separated population sizes")
     p.add_argument("--update", default="vectorised", choices=step_lib.UPDATE_MODES,
                    help="population.update of the timed trainer")
-    p.add_argument("--config", default=None,
-                   help="the sizes of a workflow config's `train:` block (e.g. config/config.yaml) "
-                        "instead of the paper's")
-    p.add_argument("--batch-size", type=int, default=None,
-                   help="default: the sizes' batch (the paper's: 1024)")
-    p.add_argument("--dim", type=int, default=2048, help="input feature size D")
-    p.add_argument("--rows", type=int, default=8192, help="rows of the random dataset")
-    p.add_argument("--steps", type=int, default=20, help="timed steps per size")
-    p.add_argument("--steps-per-call", type=int, default=10)
+    add_size_arguments(p)
     args = p.parse_args(argv)
     base = sizes(args.config, args.batch_size)
-    data = jax.random.normal(jax.random.PRNGKey(0), (args.rows, args.dim), jnp.float32)
+    data = random_dataset(args)
     results = []
     for n in sorted(int(s) for s in args.pairs.split(",")):
         results.append(measure(base, n, args, data))

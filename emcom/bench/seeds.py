@@ -16,11 +16,10 @@ import argparse
 import json
 
 import jax
-import jax.numpy as jnp
 
 from emcom import config as config_lib
 from emcom.bench import load
-from emcom.bench.train import sizes, time_trainer
+from emcom.bench.train import add_size_arguments, random_dataset, sizes, time_trainer
 
 BATCHINGS = ("map", "vmap")
 
@@ -56,21 +55,13 @@ def main(argv: list[str]) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", default="1,2,4", help="comma-separated seeds per program")
     p.add_argument("--batching", default="map,vmap", help="comma-separated seeds_batching modes")
-    p.add_argument("--config", default=None,
-                   help="the sizes of a workflow config's `train:` block (e.g. config/config.yaml) "
-                        "instead of the paper's")
-    p.add_argument("--batch-size", type=int, default=None,
-                   help="default: the sizes' batch (the paper's: 1024)")
-    p.add_argument("--dim", type=int, default=2048, help="input feature size D")
-    p.add_argument("--rows", type=int, default=8192, help="rows of the random dataset")
-    p.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
-    p.add_argument("--steps-per-call", type=int, default=10)
+    add_size_arguments(p)
     args = p.parse_args(argv)
     batchings = args.batching.split(",")
     if unknown := sorted(set(batchings) - set(BATCHINGS)):
         p.error(f"--batching: unknown {unknown} (known: {', '.join(BATCHINGS)})")
     base = sizes(args.config, args.batch_size)
-    data = jax.random.normal(jax.random.PRNGKey(0), (args.rows, args.dim), jnp.float32)
+    data = random_dataset(args)
     results = [measure(base, 1, "map", args, data)]  # one run: no batching to choose
     print(json.dumps(results[-1]), flush=True)
     for g in sorted({int(s) for s in args.seeds.split(",")} - {1}):

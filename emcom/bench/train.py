@@ -78,6 +78,25 @@ def sizes(config: str | None, batch_size: int | None = None) -> dict:
     return base
 
 
+def add_size_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of a benchmark that times the trainer at the paper's sizes or a config's
+    (`sizes`) on a random dataset (`random_dataset`)."""
+    p.add_argument("--config", default=None,
+                   help="the sizes of a workflow config's `train:` block (e.g. config/config.yaml) "
+                        "instead of the paper's")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="default: the sizes' batch (the paper's: 1024)")
+    p.add_argument("--dim", type=int, default=2048, help="input feature size D")
+    p.add_argument("--rows", type=int, default=8192, help="rows of the random dataset")
+    p.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
+    p.add_argument("--steps-per-call", type=int, default=10)
+
+
+def random_dataset(args: argparse.Namespace) -> jax.Array:
+    """(rows, dim) standard normal features, the same for every benchmark."""
+    return jax.random.normal(jax.random.PRNGKey(0), (args.rows, args.dim), jnp.float32)
+
+
 def _program_bytes(stats) -> int:
     """Bytes a compiled program holds at once by XLA's buffer assignment: arguments, outputs (less
     the donated arguments they alias) and temporaries (-1 where the backend does not say). Not
