@@ -71,11 +71,10 @@ def over_seeds(update: Callable, seeds: int, batching: str, on_device: bool) -> 
     "map" runs the seeds one after another in the program, so each gets the values of a separate
     run bit for bit (tests/test_train.py); "vmap" batches them, which on CPU is not bit-identical
     (float32 round-off) and is where an accelerator gains."""
-    stack = functools.partial(jax.tree_util.tree_map, lambda a: a[None])
+    add_axis = functools.partial(jax.tree_util.tree_map, lambda a: a[None])
     if seeds == 1:
         def one(states, *batches):
-            state = jax.tree_util.tree_map(lambda a: a[0], states)
-            return stack(update(state, *batches[:-1], batches[-1][0]))
+            return add_axis(update(unstack(states, 0), *batches[:-1], batches[-1][0]))
         return one
     if batching == "vmap":
         return jax.vmap(update, in_axes=(0, None, 0) if on_device else (0, 0))
@@ -319,8 +318,9 @@ def train_seeds(configs: list[dict | TrainConfig | None], train_x: np.ndarray,
         metrics = np.stack(jax.device_get(metrics))  # (6, G, k) per-step means
         # Each run is charged its share of the call (Table 5 shares the job's time alike).
         seconds = max(time.perf_counter() - tick, 1e-9) / len(runs)
+        evaluate, save = evaluators and due(end, t.eval_every), due(end, t.checkpoint_every)
         for g, r in enumerate(runs):
-            state = unstack(states, g)
+            state = unstack(states, g) if evaluate or save else None  # a copy: only when read
             r.log.accumulate(metrics[:, g])
             r.log.seconds += seconds
             rows = []
@@ -331,7 +331,7 @@ def train_seeds(configs: list[dict | TrainConfig | None], train_x: np.ndarray,
                          "  entropy %.3f  kl %.4f", r.cfg.seed, end, t.steps,
                          last["steps_per_second"], last["train_accuracy"],
                          last["speaker_loss"], last["listener_loss"], last["entropy"], last["kl"])
-            if evaluators and due(end, t.eval_every):
+            if evaluate:
                 for ev in evaluators:
                     accs, loss = ev(state, r.cfg.seed)
                     rows += [r.log.row("accuracy", a, end, ev.split, c) for c, a in accs.items()]
@@ -341,7 +341,7 @@ def train_seeds(configs: list[dict | TrainConfig | None], train_x: np.ndarray,
                     if ev.split == "valid":
                         r.checkpointer.validated(state, end, loss)
             r.log.add(rows)
-            if due(end, t.checkpoint_every):
+            if save:
                 r.checkpointer.save(state, end, r.log)
         step = end
         if callback is not None:

@@ -93,9 +93,14 @@ def train_jobs():
     return jobs
 
 
+def job_seeds(seeds):
+    """The {seed} of a training job's log and benchmark names: <a>+<b>+... (<n> for one seed)."""
+    return "+".join(map(str, seeds))
+
+
 def group_path(dataset, setting, seeds):
-    """{dataset}/{setting}/seed<a>+<b>+...: a group job's log and benchmark name."""
-    return f"{dataset}/{setting}/seed{'+'.join(str(s) for s in seeds)}"
+    """RUN_WILDCARDS of a training job, {dataset}/{setting}/seed<a>+<b>+...: its log's name."""
+    return RUN_WILDCARDS.format(dataset=dataset, setting=setting, seed=job_seeds(seeds))
 
 
 def group_rules():
@@ -116,9 +121,7 @@ def group_rules():
 
 def train_benchmark(dataset, setting, seeds):
     """The Snakemake benchmark file of the training job of `seeds` (Table 5 reads it)."""
-    if len(seeds) == 1:
-        return TRAIN_BENCHMARK.format(dataset=dataset, setting=setting, seed=seeds[0])
-    return f"benchmarks/train/{group_path(dataset, setting, seeds)}.tsv"
+    return TRAIN_BENCHMARK.format(dataset=dataset, setting=setting, seed=job_seeds(seeds))
 
 
 def train_config(dataset, setting, seed):
@@ -216,8 +219,8 @@ def stage_outputs(stages):
 
 def job_costs(table):
     """(benchmark file, dataset, setting, seed, seeds in its job) of every run, for a table that
-    reads them (Table 5). The files are not inputs: Snakemake writes them beside a job's outputs, and a
-    run trained outside Snakemake has none (the table then says so)."""
+    reads them (Table 5). The files are not inputs: Snakemake writes them beside a job's outputs,
+    and a run trained outside Snakemake has none (the table then says so)."""
     if not TABLES[table].job_costs:
         return []
     return [[train_benchmark(d, s, seeds), d, s, n, len(seeds)]

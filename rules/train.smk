@@ -1,8 +1,8 @@
 # One training job per (dataset, setting, seed), or per group of an experiment's seeds on one dataset
 # when its `training.seeds_per_job` is above 1 (`train_jobs`): one job, one compiled program, each
 # seed still with its own checkpoint and tables at the same paths, so the rules downstream see no
-# difference. A group rule outranks `train` for its seeds' files; to retrain one seed of a group
-# alone, set seeds_per_job: 1 for its experiment.
+# difference. A group rule outranks `train` for its seeds' files; docs/training.md says how to
+# retrain one seed of a group alone.
 #
 # latest.npz, the resume point, is deliberately NOT an output: Snakemake deletes the outputs of a job
 # before running it and after it fails, so a declared resume file would not survive to the retry.
