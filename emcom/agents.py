@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from emcom.config import TrainConfig
+from emcom.lstm import LSTM
 
 
 class Rollout(NamedTuple):
@@ -40,7 +41,7 @@ class SpeakerModule(hk.Module):
         self.message_length = message_length
         self.adapter = hk.Linear(2 * hidden_size, name="adapter")
         self.embed = hk.Embed(vocab_size + 1, embed_dim, name="embed")  # + sos
-        self.lstm = hk.LSTM(hidden_size, name="lstm")
+        self.lstm = LSTM(hidden_size, name="lstm")
         self.policy = hk.Linear(vocab_size, name="policy")
         self.value = hk.Linear(1, name="value")
         self.q_state_value = hk.Linear(1, name="q_state_value")
@@ -148,7 +149,7 @@ class MessageEncoder(hk.Module):
                  name: str = "message_encoder"):
         super().__init__(name=name)
         self.embed = hk.Embed(vocab_size, embed_dim, name="embed")
-        self.lstm = hk.LSTM(hidden_size, name="lstm")
+        self.lstm = LSTM(hidden_size, name="lstm")
 
     def __call__(self, message: jax.Array) -> jax.Array:
         inputs = self.embed(message.astype(jnp.int32).T)  # (T, B, E)

@@ -3,7 +3,8 @@
 import importlib
 import sys
 
-BENCHMARKS = ("train", "population", "seeds", "step_profile", "update_modes", "topsim", "tfds")
+BENCHMARKS = ("train", "population", "seeds", "step_profile", "update_modes", "lstm", "topsim",
+              "tfds")
 
 
 def main(argv: list[str]) -> int:
