@@ -1,4 +1,5 @@
-"""emcom's LSTM against hk.LSTM: parameters, forward values, gradients, and the whole training step."""
+"""emcom's LSTM against hk.LSTM: parameters, forward values, gradients, and the whole training
+step."""
 
 import haiku as hk
 import jax
@@ -36,7 +37,8 @@ def _loss(f):
 def test_same_parameters_and_forward_values_as_haiku():
     ours, theirs = _unroll(LSTM), _unroll(hk.LSTM)
     args = _inputs()
-    p_ours, p_theirs = ours.init(jax.random.PRNGKey(3), *args), theirs.init(jax.random.PRNGKey(3), *args)
+    key = jax.random.PRNGKey(3)
+    p_ours, p_theirs = ours.init(key, *args), theirs.init(key, *args)
     assert jax.tree_util.tree_structure(p_ours) == jax.tree_util.tree_structure(p_theirs)
     jax.tree_util.tree_map(np.testing.assert_array_equal, p_ours, p_theirs)
     for a, b in zip(ours.apply(p_ours, *args), theirs.apply(p_theirs, *args)):
