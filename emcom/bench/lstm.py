@@ -47,9 +47,9 @@ def _max_relative_diff(a, b) -> float:
 
 def compare(hidden: int, embed: int, *, batch: int, length: int, repeats: int) -> dict:
     inputs = jax.random.normal(jax.random.PRNGKey(0), (length, batch, embed), jnp.float32)
-    init, _ = gradient_fn(hk.LSTM, hidden)
-    params = init(jax.random.PRNGKey(1), inputs)
-    fns = {"haiku": gradient_fn(hk.LSTM, hidden)[1], "emcom": gradient_fn(lstm.LSTM, hidden)[1]}
+    init, haiku_grad = gradient_fn(hk.LSTM, hidden)
+    params = init(jax.random.PRNGKey(1), inputs)  # the same tree for both (tests/test_lstm.py)
+    fns = {"haiku": haiku_grad, "emcom": gradient_fn(lstm.LSTM, hidden)[1]}
     grads = {name: jax.block_until_ready(f(params, inputs)) for name, f in fns.items()}
     runs = {name: [] for name in fns}
     for _ in range(repeats):  # interleaved: a change of load hits both versions
