@@ -133,12 +133,14 @@ _SECTIONS = {
     "optimizer": OptimizerConfig, "population": PopulationConfig, "imitation": ImitationConfig,
     "reset": ResetConfig, "training": TrainingConfig,
 }
+# The population update modes (emcom.step implements one function per mode).
+UPDATE_MODES = ("sequential", "vectorised", "mean_gradient")
 _CHOICES = {
     "loss.speaker": ("reinforce", "policy_gradient"),
     "loss.reward": ("success", "log_prob"),
     "loss.time_reduction": ("mean", "sum"),
     "speaker.target_init": ("copy", "independent"),
-    "population.update": ("sequential", "vectorised", "mean_gradient"),
+    "population.update": UPDATE_MODES,
     "imitation.teacher": ("best", "worst", "random"),
     "imitation.score": ("ema", "cumulative_mean"),
     "imitation.student": ("free", "forced"),

@@ -32,8 +32,6 @@ from emcom.config import TrainConfig
 from emcom.losses import PairMetrics, make_pair_loss
 from emcom.population import PyTree, TrainState, adam_step, gather, scatter
 
-UPDATE_MODES = ("sequential", "vectorised", "mean_gradient")
-
 
 class StepMetrics(NamedTuple):
     """Per-step means over the S pairs; imitation_loss is NaN on steps without imitation."""

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from emcom import config, configdoc, names
+from emcom import config, configdoc, names, step as step_lib
 from emcom.data import synthetic
 from emcom.report.spec import ReportSpec
 from emcom.settings import STAGE_SETTINGS
@@ -72,3 +72,14 @@ def test_schema_names_the_splits_and_stages_of_emcom_names():
     assert tuple(SCHEMA["$defs"]["split"]["enum"]) == names.SPLITS
     stages = SCHEMA["properties"]["experiments"]["additionalProperties"]["properties"]["stages"]
     assert tuple(stages["items"]["enum"]) == names.CHECKPOINT_STAGES
+
+
+def test_schema_enums_are_the_choices_the_library_accepts():
+    for dotted, choices in config._CHOICES.items():
+        section, key = dotted.split(".")
+        props = _props("$defs", "train_overrides")[section]["properties"]
+        assert tuple(props[key]["enum"]) == choices, dotted
+
+
+def test_every_update_mode_has_a_step():
+    assert tuple(step_lib._UPDATES) == config.UPDATE_MODES

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from emcom import agents, config as config_lib, parallel, population, step as step_lib, train
+from emcom import agents, config as config_lib, parallel, population, train
 from emcom.lstm import LSTM
 
 B, T, E, H = 6, 4, 5, 7
@@ -76,7 +76,7 @@ def _two_steps(cfg, monkeypatch, cell):
     return update(state, data, idx)
 
 
-@pytest.mark.parametrize("mode", step_lib.UPDATE_MODES)
+@pytest.mark.parametrize("mode", config_lib.UPDATE_MODES)
 def test_training_step_equals_the_haiku_lstm_step(monkeypatch, mode):
     """The trainer's update (2 steps, 2 x 2 population) with emcom's LSTM and with hk.LSTM."""
     cfg = config_lib.resolve({

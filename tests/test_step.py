@@ -159,7 +159,7 @@ def test_mean_gradient_takes_one_adam_step_with_the_mean_of_the_draws():
 
 def test_one_pair_trains_identically_in_every_mode():
     states = []
-    for mode in step_lib.UPDATE_MODES:
+    for mode in config.UPDATE_MODES:
         cfg = cfg_of(mode, n=1)
         sp, li, state, _ = setup(cfg)
         fn = jax.jit(step_lib.make_step(cfg, sp, li, D))
@@ -170,7 +170,7 @@ def test_one_pair_trains_identically_in_every_mode():
     assert_trees_close(states[0], states[2])
 
 
-@pytest.mark.parametrize("mode", step_lib.UPDATE_MODES)
+@pytest.mark.parametrize("mode", config.UPDATE_MODES)
 def test_update_counts_over_steps(mode):
     """Over many steps with S = N draws, sequential and vectorised update every agent once per
     step on average; mean_gradient only 1 - (1 - 1/N)^N of the time."""

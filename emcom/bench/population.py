@@ -25,7 +25,7 @@ import os
 
 import jax
 
-from emcom import config as config_lib, parallel, step as step_lib, train
+from emcom import config as config_lib, parallel, train
 from emcom.bench import load
 from emcom.bench.train import add_size_arguments, random_dataset, sizes, time_trainer
 from emcom.report.cost_table import PAPER_V100
@@ -95,7 +95,7 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m emcom.bench population", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pairs", default="1,10,50", help="comma-separated population sizes")
-    p.add_argument("--update", default="vectorised", choices=step_lib.UPDATE_MODES,
+    p.add_argument("--update", default="vectorised", choices=config_lib.UPDATE_MODES,
                    help="population.update of the timed trainer")
     add_size_arguments(p)
     args = p.parse_args(argv)

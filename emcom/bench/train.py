@@ -185,7 +185,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--listener-hidden", type=int, default=128)
     p.add_argument("--proj-dim", type=int, default=64)
     p.add_argument("--paper-sizes", action="store_true", help="paper model sizes (256/512/256)")
-    p.add_argument("--update", default="vectorised", choices=step_lib.UPDATE_MODES,
+    p.add_argument("--update", default="vectorised", choices=config_lib.UPDATE_MODES,
                    help="population.update of the timed trainer")
     p.add_argument("--no-loop", action="store_true", help="skip the Python-loop baseline")
     p.add_argument("--paper", action="store_true",
