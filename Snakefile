@@ -14,7 +14,12 @@ try:
 except ImportError:  # an environment with the dependencies only (envs/emcom.yaml): this checkout's
     sys.path.append(workflow.basedir)
 
+from emcom import hugepages
+
 min_version("9.0")
+
+# Every job's process starts with huge pages for XLA's large buffers (emcom/hugepages.py says why).
+os.environ.update(hugepages.with_huge_pages(os.environ))
 
 
 # A config given with --configfile (config/paper.yaml, a test config) replaces the embedded default

@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from emcom import hugepages
+
 PACKAGES = (
     "emcom", "jax", "jaxlib", "dm-haiku", "optax", "numpy", "scipy", "pandas", "pyarrow",
     "editdistance", "matplotlib", "protobuf", "crc32c", "snakemake",
@@ -33,10 +35,12 @@ def package_versions() -> dict[str, str | None]:
 
 
 def provenance(config: Any = None, **extra: Any) -> dict[str, Any]:
-    """The record stored beside a stage's outputs: its config slice, package versions, command."""
+    """The record stored beside a stage's outputs: its config slice, package versions, command,
+    and the glibc tunables the process started with (they can change its speed, not its values)."""
     if dataclasses.is_dataclass(config):
         config = dataclasses.asdict(config)
-    return {"config": config, "versions": package_versions(), "argv": sys.argv, **extra}
+    return {"config": config, "versions": package_versions(), "argv": sys.argv,
+            "glibc_tunables": os.environ.get(hugepages.VARIABLE), **extra}
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@ of tests/configs/tiny.yaml with checks on its tables, reruns that do nothing or 
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 
@@ -112,6 +113,14 @@ def test_seeds_per_job_groups_an_experiments_seeds_into_jobs(tmp_path):
 
 def test_tiny_run_writes_every_stage_table_and_the_report(tiny_run):
     check_tiny_outputs(tiny_run)
+
+
+def test_jobs_start_with_huge_pages_and_record_it(tiny_run):
+    records = sorted(tiny_run.glob("results/**/*.provenance.json"))
+    assert records
+    for path in records:
+        tunables = json.loads(path.read_text())["glibc_tunables"] or ""
+        assert "glibc.malloc.hugetlb=1" in tunables.split(":"), path
 
 
 def test_second_invocation_has_nothing_to_do(tiny_run):

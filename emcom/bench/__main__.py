@@ -3,6 +3,8 @@
 import importlib
 import sys
 
+from emcom import hugepages
+
 BENCHMARKS = ("train", "population", "seeds", "step_profile", "update_modes", "lstm", "topsim",
               "tfds")
 
@@ -15,4 +17,5 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    hugepages.restart_with_huge_pages("emcom.bench", sys.argv[1:])
     sys.exit(main(sys.argv[1:]))

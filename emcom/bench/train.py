@@ -172,15 +172,17 @@ def bench_loop(cfg: TrainConfig, data: jax.Array, steps: int, pairs: int) -> flo
     return (time.perf_counter() - t) / steps
 
 
-def main(argv: list[str]) -> int:
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The options; --paper sets the paper's sizes and, where not given, fewer timed steps."""
     p = argparse.ArgumentParser(prog="python -m emcom.bench train", description=__doc__)
     p.add_argument("--pairs", default="1,10,50", help="comma-separated population sizes")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--dim", type=int, default=128, help="input feature size D")
     p.add_argument("--rows", type=int, default=4096, help="rows of the random dataset")
-    p.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
-    p.add_argument("--steps-per-call", type=int, default=10)
-    p.add_argument("--loop-steps", type=int, default=4, help="timed steps of the Python loop")
+    p.add_argument("--steps", type=int, help="timed steps per measurement (20; --paper: 4)")
+    p.add_argument("--steps-per-call", type=int, help="steps per compiled call (10; --paper: 2)")
+    p.add_argument("--loop-steps", type=int,
+                   help="timed steps of the Python loop (4; --paper: 2)")
     p.add_argument("--speaker-hidden", type=int, default=64)
     p.add_argument("--listener-hidden", type=int, default=128)
     p.add_argument("--proj-dim", type=int, default=64)
@@ -189,12 +191,21 @@ def main(argv: list[str]) -> int:
                    help="population.update of the timed trainer")
     p.add_argument("--no-loop", action="store_true", help="skip the Python-loop baseline")
     p.add_argument("--paper", action="store_true",
-                   help="paper configuration: batch 1024, D 2048, paper sizes, 1 pair")
+                   help="paper configuration: batch 1024, D 2048, paper sizes, 1 pair; fewer "
+                        "timed steps unless given")
     args = p.parse_args(argv)
+    counts = (4, 2, 2) if args.paper else (20, 10, 4)  # steps, steps per call, loop steps
+    for name, default in zip(("steps", "steps_per_call", "loop_steps"), counts):
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     if args.paper:
         args.batch_size, args.dim, args.paper_sizes, args.pairs = 1024, 2048, True, "1"
-        args.steps, args.steps_per_call, args.loop_steps = 4, 2, 2
         args.rows = max(args.rows, 4096)
+    return args
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
     pairs = [int(s) for s in args.pairs.split(",")]
     data = jax.random.normal(jax.random.PRNGKey(0), (args.rows, args.dim), jnp.float32)
     peak = matmul_peak()
@@ -203,7 +214,8 @@ def main(argv: list[str]) -> int:
     for n in pairs:
         cfg = _config(args, n)
         before = load.snapshot()
-        vec = time_trainer(cfg, data, args.steps, args.steps_per_call).s_per_step
+        timing = time_trainer(cfg, data, args.steps, args.steps_per_call)
+        vec = timing.s_per_step
         loop = float("nan") if args.no_loop else bench_loop(cfg, data, args.loop_steps, n)
         parts = flops_lib.config_flops(cfg, args.dim)
         gflop = parts.pop("total") / 1e9
@@ -214,6 +226,8 @@ def main(argv: list[str]) -> int:
             "dim": args.dim, "speaker_hidden": cfg.speaker.hidden_size,
             "listener_hidden": cfg.listener.hidden_size,
             "proj_dim": cfg.listener.proj_dim,
+            "steps": args.steps, "steps_per_call": args.steps_per_call,
+            "compile_s": timing.compile_s,
             "vectorised_s_per_step": vec, "vectorised_steps_per_s": 1 / vec,
             "vectorised_pair_updates_per_s": n / vec,
             "loop_s_per_step": loop, "loop_steps_per_s": 1 / loop,
