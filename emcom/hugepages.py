@@ -27,8 +27,8 @@ def with_huge_pages(environ: Mapping[str, str]) -> dict[str, str]:
     """A copy of `environ` whose GLIBC_TUNABLES asks for huge pages, unless it already sets the
     tunable (to any value)."""
     env = dict(environ)
-    tunables = [t for t in env.get(VARIABLE, "").split(":") if t]
-    if not any(t.split("=", 1)[0] == TUNABLE for t in tunables):
+    if requested(env) is None:
+        tunables = [t for t in env.get(VARIABLE, "").split(":") if t]
         env[VARIABLE] = ":".join([*tunables, f"{TUNABLE}=1"])
     return env
 

@@ -17,7 +17,8 @@ ON = "glibc.malloc.hugetlb=1"
     ("", ON),
     ("glibc.malloc.arena_max=2", f"glibc.malloc.arena_max=2:{ON}"),
     ("glibc.malloc.hugetlb=0", "glibc.malloc.hugetlb=0"),  # the user's choice wins
-    ("glibc.malloc.arena_max=2:glibc.malloc.hugetlb=2", "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=2"),
+    ("glibc.malloc.arena_max=2:glibc.malloc.hugetlb=2",
+     "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=2"),
 ])
 def test_with_huge_pages_adds_the_tunable_unless_set(given, expected):
     environ = {"PATH": "/bin"} if given is None else {"PATH": "/bin", "GLIBC_TUNABLES": given}
